@@ -1,0 +1,14 @@
+//! Database migrations for MinisPod Gateway. Each domain adds its own file; the gateway runs
+//! them at start-up, and `cargo run -p migration -- up|down|status|fresh` runs them by hand.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_users;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_users::Migration)]
+    }
+}

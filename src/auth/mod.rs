@@ -1,0 +1,98 @@
+//! Authentication: passwords, access tokens, rotating refresh tokens, throttling, and the guards
+//! resolvers use to learn who is asking.
+pub mod entity;
+pub mod graphql;
+pub mod jwt;
+pub mod password;
+pub mod rate_limit;
+pub mod service;
+
+use sea_orm::EntityTrait;
+
+use crate::{
+    config::Config,
+    error::{AppError, AppResult},
+    state::AppState,
+    users::{Role, entity as users},
+};
+
+/// Long-lived auth machinery, built once at start-up.
+pub struct AuthCore {
+    pub keys: jwt::JwtKeys,
+    pub hasher: password::PasswordHasherPool,
+    pub email_limiter: rate_limit::RateLimiter,
+    pub ip_limiter: rate_limit::RateLimiter,
+}
+
+impl AuthCore {
+    pub fn new(config: &Config, jwt_secret: &[u8]) -> AppResult<Self> {
+        Ok(Self {
+            keys: jwt::JwtKeys::new(jwt_secret),
+            hasher: password::PasswordHasherPool::new(config.password_hash_concurrency)?,
+            email_limiter: rate_limit::RateLimiter::per_minute(config.rate_limit.per_email_per_minute),
+            ip_limiter: rate_limit::RateLimiter::per_minute(config.rate_limit.per_ip_per_minute),
+        })
+    }
+}
+
+/// The signed-in user of a request, as checked against the database (active, current token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Viewer {
+    pub id: i64,
+    pub role: Role,
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Administrator
+    }
+}
+
+/// What the request's credentials amount to.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Anonymous,
+    /// A token was sent but is expired, forged, revoked or belongs to a deactivated user.
+    Invalid,
+    User(Viewer),
+}
+
+impl Auth {
+    pub fn viewer(&self) -> AppResult<Viewer> {
+        match self {
+            Auth::User(v) => Ok(*v),
+            Auth::Anonymous => Err(AppError::Unauthenticated("sign in required".into())),
+            Auth::Invalid => Err(AppError::Unauthenticated("invalid or expired access token".into())),
+        }
+    }
+
+    pub fn admin(&self) -> AppResult<Viewer> {
+        let v = self.viewer()?;
+        if !v.is_admin() {
+            return Err(AppError::Forbidden("administrator role required".into()));
+        }
+        Ok(v)
+    }
+}
+
+/// Turns an `Authorization` header value (or the WebSocket init payload's) into `Auth`. One
+/// primary-key read per authenticated request keeps deactivation and revocation immediate.
+pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<Auth> {
+    let Some(header) = header else {
+        return Ok(Auth::Anonymous);
+    };
+    let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
+        return Ok(Auth::Invalid);
+    };
+    let Ok(claims) = state.auth.keys.verify(token.trim()) else {
+        return Ok(Auth::Invalid);
+    };
+    let Ok(user_id) = claims.sub.parse::<i64>() else {
+        return Ok(Auth::Invalid);
+    };
+    let user = users::Entity::find_by_id(user_id).one(&state.db.conn).await?;
+    Ok(match user {
+        Some(u) if u.is_active && u.token_version == claims.ver => Auth::User(Viewer { id: u.id, role: u.role }),
+        _ => Auth::Invalid,
+    })
+}

@@ -1,0 +1,56 @@
+//! Fixed-window attempt counters for login and registration, per client IP and per email.
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use crate::error::{AppError, AppResult};
+
+pub struct RateLimiter {
+    limit: u32,
+    window: Duration,
+    buckets: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    pub fn per_minute(limit: u32) -> Self {
+        Self { limit, window: Duration::from_secs(60), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts one attempt for `key`; RATE_LIMITED (with the seconds until the window resets)
+    /// once the limit is passed.
+    pub fn hit(&self, key: &str) -> AppResult<()> {
+        let now = Instant::now();
+        let mut buckets =
+            self.buckets.lock().map_err(|_| AppError::internal(anyhow::anyhow!("rate limiter poisoned")))?;
+        if buckets.len() > 100_000 {
+            // Bound memory under a spray of distinct keys: forget finished windows.
+            buckets.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+        }
+        let entry = buckets.entry(key.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > self.limit {
+            let retry_after_secs = self.window.saturating_sub(now.duration_since(entry.0)).as_secs().max(1);
+            return Err(AppError::RateLimited { retry_after_secs });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_key() {
+        let rl = RateLimiter::per_minute(2);
+        assert!(rl.hit("a").is_ok());
+        assert!(rl.hit("a").is_ok());
+        assert!(matches!(rl.hit("a"), Err(AppError::RateLimited { retry_after_secs }) if retry_after_secs <= 60));
+        assert!(rl.hit("b").is_ok());
+    }
+}

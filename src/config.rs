@@ -1,0 +1,259 @@
+//! The one configuration struct. It is the only place that reads the environment; everything
+//! else receives a `Config` (tests build one directly).
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(***)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// `None`: generate one and keep it in the database so tokens survive restarts.
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub admin_email: String,
+    /// `None`: generated on first start and printed once.
+    pub admin_password: Option<SecretString>,
+    /// Seed the demo catalog and demo users into an empty database.
+    pub seed_demo: bool,
+    pub graphql: GraphqlLimits,
+    pub rate_limit: RateLimits,
+    /// Honour `X-Forwarded-For` for the client IP (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Concurrent argon2 computations; protects the runtime from login floods.
+    pub password_hash_concurrency: usize,
+    pub cors_origins: Vec<String>,
+    pub log_json: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct GraphqlLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_body_bytes: usize,
+    pub introspection: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Login/register attempts per minute for one email address.
+    pub per_email_per_minute: u32,
+    /// Login/register attempts per minute from one client IP.
+    pub per_ip_per_minute: u32,
+}
+
+/// A configuration problem: names the variable so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl Default for Config {
+    /// Zero-config defaults: SQLite file in the working directory, loopback on port 8080.
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://minispod.db?mode=rwc".into(),
+            jwt_secret: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            admin_email: "admin@minispod.local".into(),
+            admin_password: None,
+            seed_demo: true,
+            graphql: GraphqlLimits {
+                max_depth: 12,
+                max_complexity: 2_000,
+                max_aliases: 64,
+                max_body_bytes: 1024 * 1024,
+                introspection: true,
+            },
+            rate_limit: RateLimits { per_email_per_minute: 10, per_ip_per_minute: 60 },
+            trust_forwarded_for: false,
+            password_hash_concurrency: 2,
+            cors_origins: Vec::new(),
+            log_json: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment (after loading `.env`, if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds a config from any key lookup; `from_env` passes the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let mut c = Config::default();
+        if let Some(v) = get("MINISPOD_LISTEN") {
+            c.listen = parse("MINISPOD_LISTEN", &v)?;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            if !(v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                return Err(ConfigError {
+                    var: "DATABASE_URL",
+                    reason: "must start with sqlite:, postgres:// or postgresql://".into(),
+                });
+            }
+            c.database_url = v;
+        }
+        if let Some(v) = get("JWT_SECRET") {
+            if v.len() < 32 {
+                return Err(ConfigError { var: "JWT_SECRET", reason: "must be at least 32 characters".into() });
+            }
+            c.jwt_secret = Some(SecretString::new(v));
+        }
+        if let Some(v) = get("MINISPOD_ACCESS_TOKEN_TTL_SECS") {
+            c.access_token_ttl = Duration::from_secs(parse_range("MINISPOD_ACCESS_TOKEN_TTL_SECS", &v, 30, 86_400)?);
+        }
+        if let Some(v) = get("MINISPOD_REFRESH_TOKEN_TTL_DAYS") {
+            c.refresh_token_ttl =
+                Duration::from_secs(parse_range("MINISPOD_REFRESH_TOKEN_TTL_DAYS", &v, 1, 365)? * 86_400);
+        }
+        if let Some(v) = get("MINISPOD_ADMIN_EMAIL") {
+            c.admin_email = crate::users::Email::parse(&v)
+                .map_err(|_| ConfigError { var: "MINISPOD_ADMIN_EMAIL", reason: "not a valid email address".into() })?
+                .into_inner();
+        }
+        if let Some(v) = get("MINISPOD_ADMIN_PASSWORD") {
+            if !(8..=128).contains(&v.chars().count()) {
+                return Err(ConfigError {
+                    var: "MINISPOD_ADMIN_PASSWORD",
+                    reason: "must be 8 to 128 characters".into(),
+                });
+            }
+            c.admin_password = Some(SecretString::new(v));
+        }
+        if let Some(v) = get("MINISPOD_SEED_DEMO") {
+            c.seed_demo = parse_bool("MINISPOD_SEED_DEMO", &v)?;
+        }
+        if let Some(v) = get("MINISPOD_GRAPHQL_MAX_DEPTH") {
+            c.graphql.max_depth = parse_range("MINISPOD_GRAPHQL_MAX_DEPTH", &v, 2, 64)? as usize;
+        }
+        if let Some(v) = get("MINISPOD_GRAPHQL_MAX_COMPLEXITY") {
+            c.graphql.max_complexity = parse_range("MINISPOD_GRAPHQL_MAX_COMPLEXITY", &v, 10, 1_000_000)? as usize;
+        }
+        if let Some(v) = get("MINISPOD_GRAPHQL_MAX_ALIASES") {
+            c.graphql.max_aliases = parse_range("MINISPOD_GRAPHQL_MAX_ALIASES", &v, 1, 10_000)? as usize;
+        }
+        if let Some(v) = get("MINISPOD_MAX_BODY_BYTES") {
+            c.graphql.max_body_bytes = parse_range("MINISPOD_MAX_BODY_BYTES", &v, 1024, 64 * 1024 * 1024)? as usize;
+        }
+        if let Some(v) = get("MINISPOD_INTROSPECTION") {
+            c.graphql.introspection = parse_bool("MINISPOD_INTROSPECTION", &v)?;
+        }
+        if let Some(v) = get("MINISPOD_RATE_LIMIT_EMAIL_PER_MIN") {
+            c.rate_limit.per_email_per_minute =
+                parse_range("MINISPOD_RATE_LIMIT_EMAIL_PER_MIN", &v, 1, 10_000_000)? as u32;
+        }
+        if let Some(v) = get("MINISPOD_RATE_LIMIT_IP_PER_MIN") {
+            c.rate_limit.per_ip_per_minute = parse_range("MINISPOD_RATE_LIMIT_IP_PER_MIN", &v, 1, 10_000_000)? as u32;
+        }
+        if let Some(v) = get("MINISPOD_TRUST_FORWARDED_FOR") {
+            c.trust_forwarded_for = parse_bool("MINISPOD_TRUST_FORWARDED_FOR", &v)?;
+        }
+        if let Some(v) = get("MINISPOD_PASSWORD_HASH_CONCURRENCY") {
+            c.password_hash_concurrency = parse_range("MINISPOD_PASSWORD_HASH_CONCURRENCY", &v, 1, 256)? as usize;
+        }
+        if let Some(v) = get("MINISPOD_CORS_ORIGINS") {
+            c.cors_origins = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("MINISPOD_LOG_FORMAT") {
+            c.log_json = match v.as_str() {
+                "json" => true,
+                "text" => false,
+                _ => {
+                    return Err(ConfigError { var: "MINISPOD_LOG_FORMAT", reason: "must be json or text".into() });
+                }
+            };
+        }
+        Ok(c)
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+fn parse<T: FromStr>(var: &'static str, v: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError { var, reason: format!("cannot parse {v:?}") })
+}
+
+fn parse_range(var: &'static str, v: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let n: u64 = parse(var, v)?;
+    if !(min..=max).contains(&n) {
+        return Err(ConfigError { var, reason: format!("must be between {min} and {max}") });
+    }
+    Ok(n)
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError { var, reason: "must be true or false".into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn zero_config_defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.is_sqlite());
+        assert!(c.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = cfg(&[("MINISPOD_LISTEN", "nope")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_LISTEN");
+        let e = cfg(&[("JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET");
+        let e = cfg(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        let e = cfg(&[("MINISPOD_RATE_LIMIT_IP_PER_MIN", "0")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_RATE_LIMIT_IP_PER_MIN");
+    }
+
+    #[test]
+    fn secrets_do_not_leak_in_debug() {
+        let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+}

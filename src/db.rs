@@ -1,0 +1,89 @@
+//! Database connection, migrations and write transactions that behave the same on SQLite and
+//! PostgreSQL.
+use std::{sync::Arc, time::Duration};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// The shared database handle. On SQLite, write transactions are serialised in-process: SQLite
+/// allows one writer anyway, and a deferred transaction that upgrades to a writer while another
+/// commits fails with SQLITE_BUSY instead of waiting. Readers still run in parallel (WAL).
+#[derive(Clone)]
+pub struct Db {
+    pub conn: DatabaseConnection,
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it also holds the writer lock until commit or drop.
+pub struct Tx {
+    txn: DatabaseTransaction,
+    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Db {
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let mut opts = ConnectOptions::new(url.to_string());
+        opts.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+            });
+        } else {
+            opts.max_connections(32).min_connections(1);
+        }
+        let conn = Database::connect(opts).await?;
+        Ok(Self { conn, write_lock: sqlite.then(|| Arc::new(Mutex::new(()))) })
+    }
+
+    pub fn from_connection(conn: DatabaseConnection) -> Self {
+        let sqlite = conn.get_database_backend() == DatabaseBackend::Sqlite;
+        Self { conn, write_lock: sqlite.then(|| Arc::new(Mutex::new(()))) }
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        let _guard = self.lock_writer().await;
+        Migrator::up(&self.conn, None).await
+    }
+
+    /// Begins a transaction that may write. Use it for every use case that changes state.
+    pub async fn begin(&self) -> Result<Tx, DbErr> {
+        let guard = self.lock_writer().await;
+        let txn = self.conn.begin().await?;
+        Ok(Tx { txn, _guard: guard })
+    }
+
+    async fn lock_writer(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+}

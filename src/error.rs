@@ -1,0 +1,133 @@
+//! The one error type. Every failure a client can see is an `AppError`, and this file is the only
+//! place that decides its `extensions.code`, its HTTP status and what is safe to say.
+use async_graphql::ErrorExtensions;
+use axum::http::StatusCode;
+use sea_orm::{DbErr, SqlErr};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    BadInput { message: String, field: Option<&'static str> },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("insufficient credit: balance {balance} IDR, required {required} IDR")]
+    InsufficientCredit { balance: i64, required: i64 },
+    #[error("{0}")]
+    QuotaExhausted(String),
+    #[error("the Kubernetes cluster is unavailable: {0}")]
+    ClusterUnavailable(String),
+    #[error("the payment provider could not be reached or refused the request")]
+    PaymentProvider(String),
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+        Self::BadInput { message: message.into(), field: Some(field) }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::InsufficientCredit { .. } => "INSUFFICIENT_CREDIT",
+            Self::QuotaExhausted(_) => "QUOTA_EXHAUSTED",
+            Self::ClusterUnavailable(_) => "CLUSTER_UNAVAILABLE",
+            Self::PaymentProvider(_) => "PAYMENT_PROVIDER_ERROR",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::InsufficientCredit { .. } | Self::QuotaExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ClusterUnavailable(_) | Self::PaymentProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Logs what must not be sent (internal causes, provider details) in the current span,
+    /// which carries the request id.
+    fn log(&self) {
+        match self {
+            Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            Self::PaymentProvider(detail) => tracing::warn!(%detail, "payment provider error"),
+            Self::ClusterUnavailable(detail) => tracing::debug!(%detail, "cluster unavailable"),
+            _ => {}
+        }
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(e: AppError) -> Self {
+        e.log();
+        let code = e.code();
+        async_graphql::Error::new(e.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            match &e {
+                AppError::BadInput { field: Some(f), .. } => ext.set("field", *f),
+                AppError::InsufficientCredit { balance, required } => {
+                    ext.set("balance", *balance);
+                    ext.set("required", *required);
+                    ext.set("shortfall", (*required - *balance).max(0));
+                }
+                AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                _ => {}
+            }
+        })
+    }
+}
+
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        self.log();
+        let status = self.status();
+        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(e: DbErr) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Translate constraint violations into domain errors: insert first, let the database decide.
+pub trait DbResultExt<T> {
+    fn on_unique_violation(self, f: impl FnOnce(&str) -> AppError) -> AppResult<T>;
+}
+
+impl<T> DbResultExt<T> for Result<T, DbErr> {
+    fn on_unique_violation(self, f: impl FnOnce(&str) -> AppError) -> AppResult<T> {
+        self.map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(detail)) => f(&detail),
+            _ => AppError::from(e),
+        })
+    }
+}

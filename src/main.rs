@@ -1,0 +1,104 @@
+//! `minispod`: run the gateway, migrate, seed or export the schema.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+use minispod_gateway::{app, config::Config, db::Db, graphql};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+#[derive(Parser)]
+#[command(name = "minispod", version, about = "MinisPod Gateway: the GraphQL API of the MinisPod app platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (default): migrates, seeds an empty database and serves GraphQL.
+    Serve,
+    /// Run database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Seed the administrator and the demo data (idempotent).
+    Seed,
+    /// Print the GraphQL SDL (the committed schema.graphql).
+    ExportSchema,
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// Roll back the last migration.
+    Down,
+    /// Show applied and pending migrations.
+    Status,
+    /// Drop all tables and re-apply every migration (destroys data).
+    Fresh,
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,tower_http=info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if json { registry.with(fmt::layer().json()).try_init() } else { registry.with(fmt::layer()).try_init() };
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::ExportSchema) = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("minispod: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_json);
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("minispod: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = app::App::build(config).await?;
+            let url = format!("http://{}", app.addr);
+            tracing::info!("MinisPod Gateway listening on {url}");
+            println!("\n  MinisPod Gateway is running.\n  GraphiQL: {url}/graphiql\n  GraphQL:  {url}/graphql\n");
+            app.run(app::shutdown_signal()).await
+        }
+        Command::Migrate { action } => {
+            app::init_crypto();
+            let db = Db::connect(&config.database_url).await?;
+            match action {
+                MigrateAction::Up => Migrator::up(&db.conn, None).await?,
+                MigrateAction::Down => Migrator::down(&db.conn, Some(1)).await?,
+                MigrateAction::Status => Migrator::status(&db.conn).await?,
+                MigrateAction::Fresh => Migrator::fresh(&db.conn).await?,
+            }
+            Ok(())
+        }
+        Command::Seed => {
+            let state = app::build_state(config, std::sync::Arc::new(minispod_gateway::clock::SystemClock)).await?;
+            minispod_gateway::seed::ensure_admin(&state).await?;
+            minispod_gateway::seed::seed_demo(&state).await?;
+            println!("seeded");
+            Ok(())
+        }
+        Command::ExportSchema => Ok(()),
+    }
+}

@@ -1,0 +1,86 @@
+//! One pagination style: Relay connections over keyset cursors (`id` of the last row seen).
+use async_graphql::{
+    OutputType, SimpleObject,
+    connection::{Connection, Edge},
+};
+use base64::Engine;
+
+use crate::error::{AppError, AppResult};
+
+const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+#[derive(Clone, Copy, Debug)]
+pub struct PageArgs {
+    pub first: u64,
+    /// Keyset position: return rows strictly after this id in the list's order.
+    pub after: Option<i64>,
+}
+
+impl PageArgs {
+    pub fn parse(first: Option<i32>, after: Option<&str>) -> AppResult<Self> {
+        let first = first.unwrap_or(20);
+        if !(1..=100).contains(&first) {
+            return Err(AppError::bad_input("first", "first must be between 1 and 100"));
+        }
+        let after = after.map(decode_cursor).transpose()?;
+        Ok(Self { first: first as u64, after })
+    }
+}
+
+pub fn encode_cursor(id: i64) -> String {
+    ENGINE.encode(format!("c:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> AppResult<i64> {
+    let bad = || AppError::bad_input("after", "after is not a valid cursor");
+    let bytes = ENGINE.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix("c:").and_then(|n| n.parse().ok()).ok_or_else(bad)
+}
+
+/// One page of rows fetched with `limit = first + 1`, plus the total of the unpaged list.
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_next: bool,
+    pub total: u64,
+}
+
+impl<T> Page<T> {
+    pub fn new(mut rows: Vec<T>, args: PageArgs, total: u64) -> Self {
+        let has_next = rows.len() as u64 > args.first;
+        rows.truncate(args.first as usize);
+        Self { rows, has_next, total }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct TotalCount {
+    pub total_count: u64,
+}
+
+pub type Conn<N> = Connection<String, N, TotalCount>;
+
+pub fn connection<T, N: OutputType>(page: Page<T>, id: impl Fn(&T) -> i64, node: impl Fn(T) -> N) -> Conn<N> {
+    let mut conn = Connection::with_additional_fields(false, page.has_next, TotalCount { total_count: page.total });
+    conn.edges.extend(page.rows.into_iter().map(|row| Edge::new(encode_cursor(id(&row)), node(row))));
+    conn
+}
+
+/// Opaque ids are stringified keys; anything else cannot name a row.
+pub fn parse_id(id: &str, what: &'static str) -> AppResult<i64> {
+    id.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let args = PageArgs::parse(Some(5), Some(&encode_cursor(42))).unwrap();
+        assert_eq!((args.first, args.after), (5, Some(42)));
+        assert!(PageArgs::parse(Some(0), None).is_err());
+        assert!(PageArgs::parse(Some(101), None).is_err());
+        assert!(PageArgs::parse(None, Some("nope")).is_err());
+    }
+}
