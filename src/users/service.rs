@@ -117,7 +117,7 @@ pub async fn list(
 ) -> AppResult<Page<users::Model>> {
     let mut q = users::Entity::find();
     if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", s.to_lowercase().replace('\\', "").replace('%', "").replace('_', ""));
+        let pattern = format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], ""));
         q = q.filter(
             Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(users::Column::Name)))
                 .like(pattern.clone())

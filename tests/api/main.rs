@@ -1,0 +1,9 @@
+//! Integration tests: the real gateway over HTTP and WebSocket, one fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod foundation;
+mod users;

@@ -1,0 +1,104 @@
+//! A minimal graphql-transport-ws client, as a browser client speaks it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+#[derive(Debug)]
+pub enum Init {
+    Acked(Box<WsClient>),
+    /// The server closed the connection (code, reason) instead of acknowledging.
+    Refused(u16, String),
+}
+
+impl WsClient {
+    /// Connects with the given subprotocol and sends `connection_init` with `payload`.
+    pub async fn connect(url: &str, protocol: &str, payload: Value) -> Init {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
+        let (mut stream, _) = connect_async(req).await.expect("websocket connects");
+        stream.send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string())).await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("init answer in time") {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("connection_ack") => return Init::Acked(Box::new(WsClient { stream })),
+                        Some("ka") | Some("ping") => continue,
+                        other => panic!("unexpected init answer {other:?}: {v}"),
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) =
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((0, String::new()));
+                    return Init::Refused(code, reason);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Init::Refused(0, e.to_string()),
+                None => return Init::Refused(0, "closed".into()),
+            }
+        }
+    }
+
+    pub async fn connect_ok(url: &str, token: Option<&str>) -> WsClient {
+        let payload = match token {
+            Some(t) => json!({ "Authorization": format!("Bearer {t}") }),
+            None => json!({}),
+        };
+        match Self::connect(url, "graphql-transport-ws", payload).await {
+            Init::Acked(c) => *c,
+            Init::Refused(code, reason) => panic!("connection refused: {code} {reason}"),
+        }
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let msg = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
+        self.stream.send(Message::text(msg.to_string())).await.unwrap();
+    }
+
+    pub async fn complete(&mut self, id: &str) {
+        self.stream.send(Message::text(json!({ "id": id, "type": "complete" }).to_string())).await.unwrap();
+    }
+
+    /// The next `next`/`error`/`complete` message, skipping keep-alives; None on close or timeout.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??;
+            match msg {
+                Ok(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("ping") => {
+                            self.stream.send(Message::text(json!({"type": "pong"}).to_string())).await.ok();
+                        }
+                        Some("pong") | Some("ka") => {}
+                        _ => return Some(v),
+                    }
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+impl std::fmt::Debug for WsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WsClient")
+    }
+}
