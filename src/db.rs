@@ -1,6 +1,12 @@
 //! Database connection, migrations and write transactions that behave the same on SQLite and
 //! PostgreSQL.
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -15,6 +21,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub struct Db {
     pub conn: DatabaseConnection,
     write_lock: Option<Arc<Mutex<()>>>,
+    /// SQL statements executed so far (exported as a metric; tests use it to catch N+1).
+    statements: Arc<AtomicU64>,
 }
 
 /// A write transaction; on SQLite it also holds the writer lock until commit or drop.
@@ -52,12 +60,21 @@ impl Db {
             opts.max_connections(32).min_connections(1);
         }
         let conn = Database::connect(opts).await?;
-        Ok(Self { conn, write_lock: sqlite.then(|| Arc::new(Mutex::new(()))) })
+        Ok(Self::from_connection(conn))
     }
 
-    pub fn from_connection(conn: DatabaseConnection) -> Self {
+    pub fn from_connection(mut conn: DatabaseConnection) -> Self {
         let sqlite = conn.get_database_backend() == DatabaseBackend::Sqlite;
-        Self { conn, write_lock: sqlite.then(|| Arc::new(Mutex::new(()))) }
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Self { conn, write_lock: sqlite.then(|| Arc::new(Mutex::new(()))), statements }
+    }
+
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> DatabaseBackend {

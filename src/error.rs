@@ -118,6 +118,19 @@ impl From<DbErr> for AppError {
     }
 }
 
+/// Dataloaders share one error value between all waiting resolvers.
+impl From<std::sync::Arc<DbErr>> for AppError {
+    fn from(e: std::sync::Arc<DbErr>) -> Self {
+        Self::Internal(anyhow::anyhow!("{e}"))
+    }
+}
+
+/// SQLite reports foreign-key failures without the extended code sea-orm looks for.
+pub fn is_foreign_key_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
+        || e.to_string().contains("FOREIGN KEY constraint failed")
+}
+
 /// Translate constraint violations into domain errors: insert first, let the database decide.
 pub trait DbResultExt<T> {
     fn on_unique_violation(self, f: impl FnOnce(&str) -> AppError) -> AppResult<T>;

@@ -20,10 +20,14 @@ use crate::{
 };
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(crate::users::graphql::UserQuery);
+pub struct QueryRoot(crate::users::graphql::UserQuery, crate::catalog::graphql::CatalogQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(crate::auth::graphql::AuthMutation, crate::users::graphql::UserMutation);
+pub struct MutationRoot(
+    crate::auth::graphql::AuthMutation,
+    crate::users::graphql::UserMutation,
+    crate::catalog::graphql::CatalogMutation,
+);
 
 pub type SubscriptionRoot = EmptySubscription;
 
@@ -69,6 +73,11 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         builder = builder.data(state);
     }
     builder.finish()
+}
+
+/// Request-scoped dataloaders: batching within one request, no cache across requests.
+fn with_loaders(req: async_graphql::Request, state: &AppState) -> async_graphql::Request {
+    req.data(crate::catalog::loader::new(&state.db))
 }
 
 /// The SDL committed as `schema.graphql`.
@@ -170,8 +179,11 @@ async fn execute(
             return finish(async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]));
         }
     };
-    let req = req.data(auth).data(client_ip(state, headers, peer));
-    finish(schema.execute(req).await)
+    let req = with_loaders(req.data(auth).data(client_ip(state, headers, peer)), state);
+    // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
+    // wake-ups, splitting one nesting level of a large list into several dataloader batches.
+    // The work per request is bounded by the depth/complexity limits.
+    finish(tokio::task::unconstrained(schema.execute(req)).await)
 }
 
 pub async fn graphql_post(
@@ -232,6 +244,7 @@ async fn ws_init(state: AppState, ip: ClientIp, payload: serde_json::Value) -> a
     let mut data = Data::default();
     data.insert(auth);
     data.insert(ip);
+    data.insert(crate::catalog::loader::new(&state.db));
     Ok(data)
 }
 

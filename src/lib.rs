@@ -1,6 +1,7 @@
 //! MinisPod Gateway: one GraphQL API for the MinisPod app platform.
 pub mod app;
 pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -66,6 +66,16 @@ pub fn connection<T, N: OutputType>(page: Page<T>, id: impl Fn(&T) -> i64, node:
     conn
 }
 
+/// A connection over an offset-paged list: each edge's cursor is its position.
+pub fn connection_by_offset<T, N: OutputType>(page: Page<T>, args: PageArgs, mut node: impl FnMut(T) -> N) -> Conn<N> {
+    let start = args.after.unwrap_or(0).max(0);
+    let mut conn = Connection::with_additional_fields(start > 0, page.has_next, TotalCount { total_count: page.total });
+    conn.edges.extend(
+        page.rows.into_iter().enumerate().map(|(i, row)| Edge::new(encode_cursor(start + i as i64 + 1), node(row))),
+    );
+    conn
+}
+
 /// Opaque ids are stringified keys; anything else cannot name a row.
 pub fn parse_id(id: &str, what: &'static str) -> AppResult<i64> {
     id.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound(what))

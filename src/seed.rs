@@ -3,7 +3,14 @@
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde::Deserialize;
 
+use async_graphql::{ID, Json};
+
 use crate::{
+    catalog::{
+        PlanType,
+        input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput},
+        service as catalog,
+    },
     error::{AppError, AppResult},
     state::AppState,
     users::{
@@ -13,6 +20,65 @@ use crate::{
 };
 
 const DEMO_USERS: &str = include_str!("../seed/users.json");
+const CATALOG: &str = include_str!("../seed/catalog.json");
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedCatalog {
+    categories: Vec<SeedCategory>,
+    services: Vec<SeedService>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedCategory {
+    name: String,
+    slug: String,
+    description: Option<String>,
+    sort_order: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedService {
+    category_slug: String,
+    name: String,
+    slug: String,
+    description: Option<String>,
+    long_description: Option<String>,
+    icon: Option<String>,
+    version: String,
+    docker_image: String,
+    default_port: i32,
+    env_template: Option<serde_json::Value>,
+    tags: Vec<String>,
+    documentation: Option<String>,
+    is_featured: bool,
+    sort_order: i32,
+    plans: Vec<SeedPlan>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SeedPlan {
+    name: String,
+    plan_type: PlanType,
+    monthly_price: i64,
+    cpu_milli: i32,
+    memory_mb: i32,
+    storage_gb: i32,
+    bandwidth_gb: i32,
+    total_quota: i32,
+    features: Vec<String>,
+    #[serde(default = "one")]
+    max_instances_per_user: i32,
+    #[serde(default)]
+    is_popular: bool,
+}
+
+fn one() -> i32 {
+    1
+}
 
 #[derive(Deserialize)]
 struct DemoUsers {
@@ -66,8 +132,78 @@ pub async fn ensure_admin(state: &AppState) -> AppResult<()> {
     Ok(())
 }
 
-/// Demo users (and, with later capabilities, the demo catalog).
+/// The demo catalog, created through the catalog service; existing slugs and plan types are
+/// left as they are.
+pub async fn seed_catalog(state: &AppState) -> AppResult<()> {
+    let seed: SeedCatalog = serde_json::from_str(CATALOG).map_err(AppError::internal)?;
+    let db = &state.db.conn;
+    for c in seed.categories {
+        if catalog::category_by_slug(db, &c.slug).await?.is_none() {
+            let input = CreateCategoryInput {
+                name: c.name,
+                slug: c.slug,
+                description: c.description,
+                sort_order: c.sort_order,
+            };
+            catalog::create_category(state, input).await?;
+        }
+    }
+    for s in seed.services {
+        let service = match catalog::service_by_slug(db, &s.slug, true).await? {
+            Some(existing) => existing,
+            None => {
+                let category = catalog::category_by_slug(db, &s.category_slug)
+                    .await?
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("seed: unknown category {}", s.category_slug)))?;
+                let input = CreateServiceInput {
+                    category_id: ID(category.id.to_string()),
+                    name: s.name,
+                    slug: s.slug,
+                    description: s.description,
+                    long_description: s.long_description,
+                    icon: s.icon,
+                    version: s.version,
+                    docker_image: s.docker_image,
+                    default_port: s.default_port,
+                    env_template: s.env_template.map(Json),
+                    tags: s.tags,
+                    documentation: s.documentation,
+                    is_active: true,
+                    is_public: true,
+                    is_featured: s.is_featured,
+                    sort_order: s.sort_order,
+                };
+                catalog::create_service(state, input).await?
+            }
+        };
+        let existing: Vec<PlanType> =
+            catalog::all_plans_of(db, service.id).await?.iter().map(|p| p.plan_type).collect();
+        for p in s.plans.into_iter().filter(|p| !existing.contains(&p.plan_type)) {
+            let input = CreatePlanInput {
+                name: p.name,
+                plan_type: p.plan_type,
+                description: None,
+                monthly_price: p.monthly_price,
+                cpu_milli: p.cpu_milli,
+                memory_mb: p.memory_mb,
+                storage_gb: p.storage_gb,
+                bandwidth_gb: p.bandwidth_gb,
+                total_quota: p.total_quota,
+                features: p.features,
+                max_instances_per_user: p.max_instances_per_user,
+                is_active: true,
+                is_popular: p.is_popular,
+                sort_order: 0,
+            };
+            catalog::create_plan(state, service.id, input).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Demo users and the demo catalog.
 pub async fn seed_demo(state: &AppState) -> AppResult<()> {
+    seed_catalog(state).await?;
     let demo: DemoUsers = serde_json::from_str(DEMO_USERS).map_err(AppError::internal)?;
     let mut created = 0;
     for u in demo.users {

@@ -5,5 +5,6 @@
 mod support;
 
 mod auth;
+mod catalog;
 mod foundation;
 mod users;

@@ -1,0 +1,44 @@
+//! The service catalog: categories, services and priced plans with quotas.
+pub mod entity;
+pub mod graphql;
+pub mod input;
+pub mod loader;
+pub mod service;
+
+use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+
+/// Plan tiers, lowest first; upgrades must go strictly up this order.
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(20))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PlanType {
+    #[sea_orm(string_value = "FREE")]
+    Free,
+    #[sea_orm(string_value = "BASIC")]
+    Basic,
+    #[sea_orm(string_value = "PRO")]
+    Pro,
+    #[sea_orm(string_value = "PREMIUM")]
+    Premium,
+    #[sea_orm(string_value = "ENTERPRISE")]
+    Enterprise,
+}
+
+impl PlanType {
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
