@@ -26,6 +26,9 @@ pub struct PlansOfService(pub i64);
 pub struct ServiceId(pub i64);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CategoryId(pub i64);
+/// Any plan, active or not (a subscription keeps its plan after deactivation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlanId(pub i64);
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<DbErr>>;
 
@@ -91,6 +94,16 @@ impl Loader<ServiceId> for CatalogLoader {
             .all(&self.db.conn)
             .await?;
         Ok(rows.into_iter().map(|s| (ServiceId(s.id), s)).collect())
+    }
+}
+
+impl Loader<PlanId> for CatalogLoader {
+    type Value = plan::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[PlanId]) -> LoadResult<PlanId, Self::Value> {
+        let rows = plan::Entity::find().filter(plan::Column::Id.is_in(keys.iter().map(|k| k.0))).all(&self.db.conn).await?;
+        Ok(rows.into_iter().map(|p| (PlanId(p.id), p)).collect())
     }
 }
 
