@@ -265,20 +265,6 @@ pub async fn get_visible(db: &impl ConnectionTrait, viewer: Viewer, id: i64) -> 
     find_visible(db, viewer, id).await?.ok_or(AppError::NotFound("transaction"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn totals_follow_the_kind() {
-        assert_eq!(totals_delta(TransactionType::TopUp, 5), (5, 0));
-        assert_eq!(totals_delta(TransactionType::Reversal, 5), (-5, 0));
-        assert_eq!(totals_delta(TransactionType::Renewal, 5), (0, 5));
-        assert_eq!(totals_delta(TransactionType::Refund, 5), (0, -5));
-        assert_eq!(totals_delta(TransactionType::AdminAdjustment, 5), (0, 0));
-    }
-}
-
 /// Completes a top-up row: credits its amount once and marks it COMPLETED. `Ok(None)` when it
 /// was already credited or is no longer open; the caller must then roll back (drop) `db`.
 #[tracing::instrument(skip_all, fields(transaction_id = row.id), err)]
@@ -364,4 +350,18 @@ pub async fn close_top_up(
         .exec(db)
         .await?;
     Ok(res.rows_affected > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_follow_the_kind() {
+        assert_eq!(totals_delta(TransactionType::TopUp, 5), (5, 0));
+        assert_eq!(totals_delta(TransactionType::Reversal, 5), (-5, 0));
+        assert_eq!(totals_delta(TransactionType::Renewal, 5), (0, 5));
+        assert_eq!(totals_delta(TransactionType::Refund, 5), (0, -5));
+        assert_eq!(totals_delta(TransactionType::AdminAdjustment, 5), (0, 0));
+    }
 }

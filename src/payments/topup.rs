@@ -340,10 +340,15 @@ pub async fn cancel_top_up(state: &AppState, viewer: Viewer, id: i64) -> AppResu
     if row.status != TransactionStatus::Pending {
         return Err(AppError::Conflict("only a PENDING top-up can be cancelled".into()));
     }
-    let ps = match state.midtrans.cancel(&order).await? {
-        Some(s) if s.transaction_status.is_some() => ProviderStatus::from(s),
+    let ps = match state.midtrans.cancel(&order).await {
+        Ok(Some(s)) if s.transaction_status.is_some() => ProviderStatus::from(s),
         // Unknown at Midtrans: the customer never chose a payment method.
-        _ => ProviderStatus { transaction_status: "cancel".into(), ..Default::default() },
+        Ok(_) => ProviderStatus { transaction_status: "cancel".into(), ..Default::default() },
+        // Refused (e.g. already paid): apply what Midtrans says the payment is now.
+        Err(e) => match state.midtrans.status(&order).await {
+            Ok(Some(s)) if s.transaction_status.as_deref().is_some_and(|t| t != "pending") => ProviderStatus::from(s),
+            _ => return Err(e),
+        },
     };
     apply_status(state, row.id, &ps).await
 }

@@ -6,4 +6,7 @@ mod support;
 
 mod auth;
 mod foundation;
+mod topups;
 mod users;
+mod wallet;
+mod wallet_updates;
