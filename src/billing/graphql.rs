@@ -65,6 +65,16 @@ impl Transaction {
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
         Ok(User(user_service::get(&ctx.state().db.conn, self.0.user_id).await?))
     }
+    /// Admin only (null for others): the administrator who made an adjustment.
+    async fn processed_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let (Some(admin_id), Ok(viewer)) = (self.0.processed_by, ctx.auth().viewer()) else {
+            return Ok(None);
+        };
+        if !viewer.is_admin() {
+            return Ok(None);
+        }
+        Ok(user_service::find(&ctx.state().db.conn, admin_id).await?.map(User))
+    }
 }
 
 /// A user's wallet; only reachable by the owner or an administrator.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, error_code};
 
 const WALLET: &str = "{ wallet { balance totalTopUp totalSpent } }";
-const ADJUST: &str = "mutation($u: ID!, $a: Int!, $r: String!) { adjustCredit(userId: $u, amount: $a, reason: $r) { id reference type status amount balanceBefore balanceAfter paymentMethod description user { id } } }";
+const ADJUST: &str = "mutation($u: ID!, $a: Int!, $r: String!) { adjustCredit(userId: $u, amount: $a, reason: $r) { id reference type status amount balanceBefore balanceAfter paymentMethod description user { id } processedBy { email } } }";
 const LIST: &str = "query($f: TransactionFilter, $n: Int, $a: String) { wallet { transactions(filter: $f, first: $n, after: $a) { totalCount pageInfo { hasNextPage endCursor } edges { node { id reference type amount } } } } }";
 const ALL: &str = "query($f: TransactionFilter, $u: ID, $n: Int) { allTransactions(filter: $f, userId: $u, first: $n) { totalCount edges { node { id user { id } } } } }";
 
@@ -38,6 +38,7 @@ async fn admin_adjusts_credit_with_a_reason_never_below_zero() {
     assert_eq!((t["balanceBefore"].as_i64(), t["balanceAfter"].as_i64()), (Some(0), Some(50_000)));
     assert_eq!(t["paymentMethod"], "ADMIN_MANUAL");
     assert_eq!(t["user"]["id"], s.user_id.as_str());
+    assert_eq!(t["processedBy"]["email"], crate::support::ADMIN_EMAIL);
     let first_ref: u64 = t["reference"].as_str().unwrap().strip_prefix("TXMP-").unwrap().parse().unwrap();
     assert!(first_ref >= 101);
 
