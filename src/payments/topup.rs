@@ -1,8 +1,8 @@
 //! Top-up use cases: create (intent row, then Snap), apply a Midtrans status (webhook, sync,
-//! reconciler all land in `apply_status`), cancel, and the reconciler pass. No database
+//! reconciler all land in `apply_status`), sync and cancel. No database
 //! transaction is ever held across a Midtrans call.
 use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use super::midtrans::{
@@ -315,7 +315,7 @@ fn top_up_of(row: transactions::Model) -> AppResult<(transactions::Model, String
 
 /// Asks the status API and applies the answer; an unknown order past its expiry is EXPIRED.
 #[tracing::instrument(skip_all, fields(transaction_id = row.id), err)]
-async fn sync_row(state: &AppState, row: transactions::Model) -> AppResult<transactions::Model> {
+pub async fn sync_row(state: &AppState, row: transactions::Model) -> AppResult<transactions::Model> {
     let (row, order) = top_up_of(row)?;
     match state.midtrans.status(&order).await? {
         Some(s) => apply_status(state, row.id, &ProviderStatus::from(s)).await,
@@ -327,6 +327,7 @@ async fn sync_row(state: &AppState, row: transactions::Model) -> AppResult<trans
     }
 }
 
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, transaction_id = id), err)]
 pub async fn sync_top_up(state: &AppState, viewer: Viewer, id: i64) -> AppResult<transactions::Model> {
     let row = service::get_visible(&state.db.conn, viewer, id).await?;
     sync_row(state, row).await
@@ -351,47 +352,6 @@ pub async fn cancel_top_up(state: &AppState, viewer: Viewer, id: i64) -> AppResu
         },
     };
     apply_status(state, row.id, &ps).await
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct ReconcileReport {
-    pub processed: usize,
-    pub changed: usize,
-    pub failed: usize,
-    pub details: Vec<String>,
-}
-
-/// One reconciler pass: PENDING top-ups older than `payment_reconcile_after` are checked with
-/// the status API (a lost webhook), and unknown ones past their expiry are EXPIRED. Safe to
-/// run on every replica at once: everything it does is idempotent.
-#[tracing::instrument(skip_all, err)]
-pub async fn reconcile(state: &AppState) -> AppResult<ReconcileReport> {
-    let cutoff = state.now() - Duration::from_std(state.config.payment_reconcile_after).map_err(AppError::internal)?;
-    let rows = transactions::Entity::find()
-        .filter(transactions::Column::Kind.eq(TransactionType::TopUp))
-        .filter(transactions::Column::Status.eq(TransactionStatus::Pending))
-        .filter(transactions::Column::CreatedAt.lte(cutoff))
-        .order_by_asc(transactions::Column::Id)
-        .limit(200)
-        .all(&state.db.conn)
-        .await?;
-    let mut report = ReconcileReport::default();
-    for row in rows {
-        report.processed += 1;
-        let (id, before) = (row.id, row.status);
-        match sync_row(state, row).await {
-            Ok(after) if after.status != before => {
-                report.changed += 1;
-                report.details.push(format!("{}: {:?}", crate::billing::reference(id), after.status));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                report.failed += 1;
-                report.details.push(format!("{}: {}", crate::billing::reference(id), e));
-            }
-        }
-    }
-    Ok(report)
 }
 
 #[cfg(test)]

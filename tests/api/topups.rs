@@ -397,18 +397,29 @@ async fn reconciler_settles_lost_webhooks_and_expires_abandoned_top_ups() {
     let (abandoned, _) = top_up(&app, &fake, &s, 15_000).await;
     fake.set_status(&paid_order, 45_000, "settlement", None);
     // Nothing is old enough yet.
-    let r = minispod_gateway::payments::topup::reconcile(&app.state).await.unwrap();
+    let r = minispod_gateway::jobs::payments::reconcile(&app.state).await.unwrap();
     assert_eq!(r.processed, 0);
     // 10 minutes later: the paid one is settled; the abandoned one is not expired yet (60 min).
     app.clock.advance(chrono::Duration::minutes(10));
-    let r = minispod_gateway::payments::topup::reconcile(&app.state).await.unwrap();
+    let r = minispod_gateway::jobs::payments::reconcile(&app.state).await.unwrap();
     assert_eq!((r.processed, r.changed, r.failed), (2, 1, 0), "{r:?}");
     assert_eq!(tx(&app, &s, &paid).await["status"], "COMPLETED");
     assert_eq!(tx(&app, &s, &abandoned).await["status"], "PENDING");
     // After its expiry, unknown at Midtrans: EXPIRED.
     app.clock.advance(chrono::Duration::minutes(60));
-    let r = minispod_gateway::payments::topup::reconcile(&app.state).await.unwrap();
+    let r = minispod_gateway::jobs::payments::reconcile(&app.state).await.unwrap();
     assert_eq!((r.processed, r.changed), (1, 1));
     assert_eq!(tx(&app, &s, &abandoned).await["status"], "EXPIRED");
     assert_eq!(wallet(&app, &s).await["balance"], 45_000);
+    // Our expiry was only a guess: if the customer paid after all, the money is theirs.
+    let abandoned_order = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/snap/v1/transactions")
+        .map(|r| r.body["transaction_details"]["order_id"].as_str().unwrap().to_string())
+        .nth(1)
+        .unwrap();
+    assert_eq!(app.notify(&notification(&abandoned_order, 15_000, "settlement", None)).await, 200);
+    assert_eq!(tx(&app, &s, &abandoned).await["status"], "COMPLETED");
+    assert_eq!(wallet(&app, &s).await["balance"], 60_000);
 }
