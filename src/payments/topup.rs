@@ -162,7 +162,9 @@ pub async fn create_top_up(
     active.snap_token = Set(Some(snap.token.clone()));
     active.redirect_url = Set(Some(snap.redirect_url.clone()));
     active.updated_at = Set(state.now());
-    let row = active.update(&state.db.conn).await?;
+    let tx = state.db.begin().await?;
+    let row = active.update(&*tx).await?;
+    tx.commit().await?;
     state.wallet_hub.publish(&state.db, row.user_id, row.id).await;
     Ok(TopUpCreated { transaction: row, snap_token: snap.token, redirect_url: snap.redirect_url, expires_at })
 }
