@@ -7,7 +7,7 @@ use axum::{
     extract::State,
     http::{HeaderName, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Redirect},
-    routing::get,
+    routing::{get, post},
 };
 use tokio::net::TcpListener;
 use tower_http::{
@@ -19,10 +19,13 @@ use tower_http::{
 
 use crate::{
     auth::AuthCore,
+    billing::hub::WalletHub,
     clock::{SharedClock, SystemClock},
     config::Config,
     db::Db,
     graphql::{self, AppSchema},
+    jobs,
+    payments::midtrans::{MidtransClient, webhook},
     seed, settings,
     state::AppState,
 };
@@ -46,7 +49,14 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
     db.migrate().await.context("database migration failed")?;
     let secret = settings::jwt_secret(&db, config.jwt_secret.as_ref().map(|s| s.expose())).await?;
     let auth = AuthCore::new(&config, &secret)?;
-    Ok(AppState { db, config: Arc::new(config), clock, auth: Arc::new(auth) })
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("minispod-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
+    let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
+    Ok(AppState { db, config: Arc::new(config), clock, auth: Arc::new(auth), http, midtrans, wallet_hub })
 }
 
 impl App {
@@ -72,9 +82,19 @@ impl App {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        let reconciler = self
+            .state
+            .config
+            .payment_reconcile_interval
+            .map(|i| jobs::payments::spawn_reconciler(self.state.clone(), i));
+        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        if let Some(job) = reconciler {
+            job.abort();
+        }
+        self.state.wallet_hub.stop();
+        served?;
         Ok(())
     }
 }
@@ -91,6 +111,7 @@ fn router(state: AppState, schema: AppSchema) -> Router {
         .route("/graphiql", get(graphql::graphiql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/webhooks/midtrans", post(webhook::midtrans_webhook).layer(RequestBodyLimitLayer::new(64 * 1024)))
         .with_state(state.clone())
         .merge(gql)
         .fallback(graphql::not_found)

@@ -45,6 +45,50 @@ pub struct Config {
     pub password_hash_concurrency: usize,
     pub cors_origins: Vec<String>,
     pub log_json: bool,
+    pub midtrans: MidtransConfig,
+    /// How often the payment reconciler runs; `None` disables it (MINISPOD_PAYMENT_RECONCILE_SECS=0).
+    pub payment_reconcile_interval: Option<Duration>,
+    /// PENDING top-ups younger than this are left to the webhook.
+    pub payment_reconcile_after: Duration,
+}
+
+pub const MIDTRANS_SANDBOX_SNAP_URL: &str = "https://app.sandbox.midtrans.com/snap/v1";
+pub const MIDTRANS_SANDBOX_API_URL: &str = "https://api.sandbox.midtrans.com";
+pub const MIDTRANS_PRODUCTION_SNAP_URL: &str = "https://app.midtrans.com/snap/v1";
+pub const MIDTRANS_PRODUCTION_API_URL: &str = "https://api.midtrans.com";
+
+#[derive(Clone, Debug)]
+pub struct MidtransConfig {
+    /// `None`: top-ups fail with PAYMENT_PROVIDER_ERROR and webhooks are refused.
+    pub server_key: Option<SecretString>,
+    pub client_key: Option<String>,
+    pub production: bool,
+    /// Snap base, e.g. `https://app.sandbox.midtrans.com/snap/v1` (`/transactions` is appended).
+    pub snap_url: String,
+    /// Core API base, e.g. `https://api.sandbox.midtrans.com` (`/v2/{order}/status` is appended).
+    pub api_url: String,
+    /// Where Snap sends the customer after paying.
+    pub finish_url: Option<String>,
+    pub expiry_minutes: u32,
+    /// Confirm every notification with the status API before applying it.
+    pub verify_by_status: bool,
+    pub timeout: Duration,
+}
+
+impl Default for MidtransConfig {
+    fn default() -> Self {
+        Self {
+            server_key: None,
+            client_key: None,
+            production: false,
+            snap_url: MIDTRANS_SANDBOX_SNAP_URL.into(),
+            api_url: MIDTRANS_SANDBOX_API_URL.into(),
+            finish_url: None,
+            expiry_minutes: 60,
+            verify_by_status: false,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -96,6 +140,9 @@ impl Default for Config {
             password_hash_concurrency: 2,
             cors_origins: Vec::new(),
             log_json: false,
+            midtrans: MidtransConfig::default(),
+            payment_reconcile_interval: Some(Duration::from_secs(60)),
+            payment_reconcile_after: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -193,12 +240,64 @@ impl Config {
                 }
             };
         }
+        read_midtrans(&get, &mut c)?;
         Ok(c)
     }
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+}
+
+fn read_midtrans(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    let m = &mut c.midtrans;
+    if let Some(v) = get("MIDTRANS_SERVER_KEY") {
+        // Midtrans' own clients refuse keys with whitespace: they cannot be valid.
+        if v.trim() != v || v.contains(char::is_whitespace) {
+            return Err(ConfigError { var: "MIDTRANS_SERVER_KEY", reason: "must not contain whitespace".into() });
+        }
+        m.server_key = Some(SecretString::new(v));
+    }
+    m.client_key = get("MIDTRANS_CLIENT_KEY");
+    if let Some(v) = get("MIDTRANS_PRODUCTION") {
+        m.production = parse_bool("MIDTRANS_PRODUCTION", &v)?;
+    }
+    let (snap, api) = if m.production {
+        (MIDTRANS_PRODUCTION_SNAP_URL, MIDTRANS_PRODUCTION_API_URL)
+    } else {
+        (MIDTRANS_SANDBOX_SNAP_URL, MIDTRANS_SANDBOX_API_URL)
+    };
+    m.snap_url = get("MIDTRANS_SNAP_URL").map(|u| http_url("MIDTRANS_SNAP_URL", u)).transpose()?.unwrap_or(snap.into());
+    m.api_url = get("MIDTRANS_API_URL").map(|u| http_url("MIDTRANS_API_URL", u)).transpose()?.unwrap_or(api.into());
+    m.finish_url = get("MIDTRANS_FINISH_URL").map(|u| http_url("MIDTRANS_FINISH_URL", u)).transpose()?;
+    if let Some(v) = get("MIDTRANS_EXPIRY_MINUTES") {
+        m.expiry_minutes = parse_range("MIDTRANS_EXPIRY_MINUTES", &v, 5, 7 * 24 * 60)? as u32;
+    }
+    // Default: confirm notifications by the status API in production.
+    m.verify_by_status = match get("MIDTRANS_VERIFY_STATUS") {
+        Some(v) => parse_bool("MIDTRANS_VERIFY_STATUS", &v)?,
+        None => m.production,
+    };
+    if let Some(v) = get("MIDTRANS_TIMEOUT_SECS") {
+        m.timeout = Duration::from_secs(parse_range("MIDTRANS_TIMEOUT_SECS", &v, 1, 60)?);
+    }
+    if let Some(v) = get("MINISPOD_PAYMENT_RECONCILE_SECS") {
+        let secs = parse_range("MINISPOD_PAYMENT_RECONCILE_SECS", &v, 0, 86_400)?;
+        c.payment_reconcile_interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(v) = get("MINISPOD_PAYMENT_RECONCILE_AFTER_SECS") {
+        c.payment_reconcile_after =
+            Duration::from_secs(parse_range("MINISPOD_PAYMENT_RECONCILE_AFTER_SECS", &v, 0, 86_400)?);
+    }
+    Ok(())
+}
+
+/// An http(s) base URL without a trailing slash.
+fn http_url(var: &'static str, v: String) -> Result<String, ConfigError> {
+    if !(v.starts_with("https://") || v.starts_with("http://")) {
+        return Err(ConfigError { var, reason: "must be an http(s) URL".into() });
+    }
+    Ok(v.trim_end_matches('/').to_string())
 }
 
 fn parse<T: FromStr>(var: &'static str, v: &str) -> Result<T, ConfigError> {
@@ -249,6 +348,22 @@ mod tests {
         assert_eq!(e.var, "DATABASE_URL");
         let e = cfg(&[("MINISPOD_RATE_LIMIT_IP_PER_MIN", "0")]).unwrap_err();
         assert_eq!(e.var, "MINISPOD_RATE_LIMIT_IP_PER_MIN");
+    }
+
+    #[test]
+    fn midtrans_urls_follow_the_mode_and_can_be_overridden() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.midtrans.snap_url, MIDTRANS_SANDBOX_SNAP_URL);
+        assert!(!c.midtrans.verify_by_status);
+        let c = cfg(&[("MIDTRANS_PRODUCTION", "true"), ("MIDTRANS_SERVER_KEY", "Mid-server-x")]).unwrap();
+        assert_eq!(c.midtrans.api_url, MIDTRANS_PRODUCTION_API_URL);
+        assert!(c.midtrans.verify_by_status, "production confirms by status API by default");
+        assert!(!format!("{c:?}").contains("Mid-server-x"));
+        let c = cfg(&[("MIDTRANS_SNAP_URL", "http://127.0.0.1:9/snap/v1/"), ("MINISPOD_PAYMENT_RECONCILE_SECS", "0")])
+            .unwrap();
+        assert_eq!(c.midtrans.snap_url, "http://127.0.0.1:9/snap/v1");
+        assert!(c.payment_reconcile_interval.is_none());
+        assert_eq!(cfg(&[("MIDTRANS_API_URL", "ftp://x")]).unwrap_err().var, "MIDTRANS_API_URL");
     }
 
     #[test]

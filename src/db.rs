@@ -10,7 +10,8 @@ use std::{
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -89,7 +90,19 @@ impl Db {
     /// Begins a transaction that may write. Use it for every use case that changes state.
     pub async fn begin(&self) -> Result<Tx, DbErr> {
         let guard = self.lock_writer().await;
-        let txn = self.conn.begin().await?;
+        let txn = if guard.is_some() {
+            // IMMEDIATE takes SQLite's write lock at BEGIN (waiting up to busy_timeout). A dropped,
+            // uncommitted transaction releases our in-process lock at once but its ROLLBACK runs a
+            // moment later on its connection; a DEFERRED transaction starting in that window
+            // would read first and then fail with SQLITE_BUSY when it upgrades to write.
+            let opts = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            };
+            self.conn.begin_with_options(opts).await?
+        } else {
+            self.conn.begin().await?
+        };
         Ok(Tx { txn, _guard: guard })
     }
 

@@ -1,13 +1,16 @@
 //! MinisPod Gateway: one GraphQL API for the MinisPod app platform.
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod jobs;
 pub mod pagination;
+pub mod payments;
 pub mod seed;
 pub mod settings;
 pub mod state;

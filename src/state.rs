@@ -1,6 +1,9 @@
 use std::sync::Arc;
 
-use crate::{auth::AuthCore, clock::SharedClock, config::Config, db::Db};
+use crate::{
+    auth::AuthCore, billing::hub::WalletHub, clock::SharedClock, config::Config, db::Db,
+    payments::midtrans::MidtransClient,
+};
 
 /// Everything a request or job needs, cheap to clone.
 #[derive(Clone)]
@@ -9,6 +12,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub auth: Arc<AuthCore>,
+    /// Outbound HTTP (rustls/ring), shared by every provider client.
+    pub http: reqwest::Client,
+    pub midtrans: Arc<MidtransClient>,
+    /// walletUpdates fan-out (PostgreSQL LISTEN/NOTIFY across replicas).
+    pub wallet_hub: WalletHub,
 }
 
 impl AppState {

@@ -4,12 +4,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_users;
 mod m20261124_000002_catalog;
+mod m20261124_000003_wallet;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_users::Migration), Box::new(m20261124_000002_catalog::Migration)]
+        vec![
+            Box::new(m20261124_000001_users::Migration),
+            Box::new(m20261124_000002_catalog::Migration),
+            Box::new(m20261124_000003_wallet::Migration),
+        ]
     }
 }

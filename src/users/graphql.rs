@@ -34,6 +34,17 @@ impl User {
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.created_at
     }
+    /// Owner or administrator only.
+    async fn wallet(&self, ctx: &Context<'_>) -> Result<crate::billing::graphql::Wallet> {
+        let viewer = ctx.auth().viewer()?;
+        if viewer.id != self.0.id && !viewer.is_admin() {
+            return Err(crate::error::AppError::Forbidden(
+                "only the owner or an administrator can see a wallet".into(),
+            )
+            .into());
+        }
+        Ok(crate::billing::graphql::Wallet(self.0.clone()))
+    }
 }
 
 #[derive(InputObject)]

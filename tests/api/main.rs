@@ -7,4 +7,7 @@ mod support;
 mod auth;
 mod catalog;
 mod foundation;
+mod topups;
 mod users;
+mod wallet;
+mod wallet_updates;

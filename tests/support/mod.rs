@@ -2,6 +2,7 @@
 //! (SQLite file by default; a new PostgreSQL database when TEST_DATABASE_URL is set).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_midtrans;
 pub mod ws;
 
 use std::{sync::Arc, time::Duration};
@@ -101,6 +102,11 @@ pub fn test_config(database_url: &str) -> Config {
     };
     c.rate_limit.per_email_per_minute = 1_000;
     c.rate_limit.per_ip_per_minute = 10_000;
+    // Never reach the real Midtrans from tests: a closed loopback port unless a test points the
+    // config at `fake_midtrans`. The reconciler runs only when a test calls it.
+    c.midtrans.snap_url = "http://127.0.0.1:9/snap/v1".into();
+    c.midtrans.api_url = "http://127.0.0.1:9".into();
+    c.payment_reconcile_interval = None;
     c
 }
 
@@ -217,6 +223,12 @@ impl TestApp {
 
     pub async fn login_admin(&self) -> Session {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// POSTs a Midtrans notification body to the webhook; returns the HTTP status.
+    pub async fn notify(&self, body: &Value) -> u16 {
+        let r = self.http.post(format!("{}/webhooks/midtrans", self.url)).json(body).send().await.expect("webhook");
+        r.status().as_u16()
     }
 }
 

@@ -1,0 +1,2 @@
+//! Background jobs. Each runs on every replica; each is idempotent, so no leader is needed.
+pub mod payments;

@@ -1,0 +1,86 @@
+//! walletUpdates over graphql-transport-ws: the owner sees the settled top-up; on PostgreSQL
+//! also when the webhook is handled by another gateway replica.
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{
+    TestApp,
+    fake_midtrans::{FakeMidtrans, notification},
+    ws::WsClient,
+};
+
+const SUB: &str = "subscription { walletUpdates { id type status amount balanceAfter } }";
+const CREATE: &str = "mutation($a: Int!) { createTopUp(amount: $a) { transaction { id } } }";
+
+async fn order_of(fake: &FakeMidtrans) -> String {
+    let r = fake.requests().into_iter().rev().find(|r| r.path == "/snap/v1/transactions").unwrap();
+    r.body["transaction_details"]["order_id"].as_str().unwrap().to_string()
+}
+
+/// Reads messages until one shows `status` (the PENDING creation event may come first).
+async fn until_status(ws: &mut WsClient, status: &str) -> serde_json::Value {
+    loop {
+        let m = ws.next_message(Duration::from_secs(10)).await.expect("a walletUpdates event");
+        assert_eq!(m["type"], "next", "{m}");
+        let t = m["payload"]["data"]["walletUpdates"].clone();
+        if t["status"] == status {
+            return t;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_owner_is_pushed_the_settled_top_up() {
+    let fake = FakeMidtrans::start().await;
+    let f = fake.clone();
+    let app = TestApp::spawn_with(move |c| f.configure(c)).await;
+    let s = app.register("Budi").await;
+    let other = app.register("Siti").await;
+    let mut ws = WsClient::connect_ok(&app.ws_url(), Some(&s.token)).await;
+    ws.subscribe("1", SUB, json!({})).await;
+    let mut ws_other = WsClient::connect_ok(&app.ws_url(), Some(&other.token)).await;
+    ws_other.subscribe("1", SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let v = app.gql_ok(Some(&s.token), CREATE, json!({ "a": 80_000 })).await;
+    let id = v["createTopUp"]["transaction"]["id"].as_str().unwrap().to_string();
+    let order = order_of(&fake).await;
+    assert_eq!(app.notify(&notification(&order, 80_000, "settlement", None)).await, 200);
+    let t = until_status(&mut ws, "COMPLETED").await;
+    assert_eq!(t["id"], id.as_str());
+    assert_eq!(t["balanceAfter"], 80_000);
+    assert!(ws_other.next_message(Duration::from_millis(500)).await.is_none(), "others see nothing");
+
+    // Anonymous connections cannot subscribe.
+    let mut anon = WsClient::connect_ok(&app.ws_url(), None).await;
+    anon.subscribe("1", SUB, json!({})).await;
+    let m = anon.next_message(Duration::from_secs(5)).await.unwrap();
+    let errors = if m["type"] == "error" { m["payload"].clone() } else { m["payload"]["errors"].clone() };
+    assert_eq!(errors[0]["extensions"]["code"], "UNAUTHENTICATED", "{m}");
+}
+
+#[tokio::test]
+async fn a_webhook_on_one_replica_reaches_a_subscriber_on_another() {
+    let fake = FakeMidtrans::start().await;
+    let f = fake.clone();
+    let a = TestApp::spawn_with(move |c| f.configure(c)).await;
+    if !a.db.is_postgres() {
+        eprintln!("cross-replica walletUpdates needs PostgreSQL (TEST_DATABASE_URL); skipped on SQLite");
+        return;
+    }
+    let f = fake.clone();
+    let b = TestApp::spawn_on(a.db.clone(), move |c| f.configure(c)).await;
+    let s = a.register("Budi").await;
+    let mut ws = WsClient::connect_ok(&b.ws_url(), Some(&s.token)).await;
+    ws.subscribe("1", SUB, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let v = a.gql_ok(Some(&s.token), CREATE, json!({ "a": 90_000 })).await;
+    let id = v["createTopUp"]["transaction"]["id"].as_str().unwrap().to_string();
+    let order = order_of(&fake).await;
+    assert_eq!(a.notify(&notification(&order, 90_000, "settlement", None)).await, 200);
+    let t = until_status(&mut ws, "COMPLETED").await;
+    assert_eq!(t["id"], id.as_str());
+    assert_eq!(t["amount"], 90_000);
+}
