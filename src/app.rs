@@ -56,7 +56,16 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         .context("cannot build the HTTP client")?;
     let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
     let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
-    Ok(AppState { db, config: Arc::new(config), clock, auth: Arc::new(auth), http, midtrans, wallet_hub })
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        clock,
+        auth: Arc::new(auth),
+        http,
+        midtrans,
+        wallet_hub,
+        catalog_version: Default::default(),
+    })
 }
 
 impl App {

@@ -45,6 +45,8 @@ pub struct Config {
     pub password_hash_concurrency: usize,
     pub cors_origins: Vec<String>,
     pub log_json: bool,
+    /// Instances are reachable at `https://<subdomain>.<base_domain>` (MINISPOD_BASE_DOMAIN).
+    pub base_domain: Option<String>,
     pub midtrans: MidtransConfig,
     /// How often the payment reconciler runs; `None` disables it (MINISPOD_PAYMENT_RECONCILE_SECS=0).
     pub payment_reconcile_interval: Option<Duration>,
@@ -140,6 +142,7 @@ impl Default for Config {
             password_hash_concurrency: 2,
             cors_origins: Vec::new(),
             log_json: false,
+            base_domain: None,
             midtrans: MidtransConfig::default(),
             payment_reconcile_interval: Some(Duration::from_secs(60)),
             payment_reconcile_after: Duration::from_secs(5 * 60),
@@ -230,6 +233,17 @@ impl Config {
         }
         if let Some(v) = get("MINISPOD_CORS_ORIGINS") {
             c.cors_origins = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("MINISPOD_BASE_DOMAIN") {
+            let d = v.trim().trim_matches('.').to_ascii_lowercase();
+            let ok = d.contains('.') && d.split('.').all(|l| crate::instances::is_dns_label(l, 63)) && d.len() <= 200;
+            if !ok {
+                return Err(ConfigError {
+                    var: "MINISPOD_BASE_DOMAIN",
+                    reason: "must be a DNS domain such as apps.example.com".into(),
+                });
+            }
+            c.base_domain = Some(d);
         }
         if let Some(v) = get("MINISPOD_LOG_FORMAT") {
             c.log_json = match v.as_str() {

@@ -24,6 +24,8 @@ pub struct QueryRoot(
     crate::users::graphql::UserQuery,
     crate::catalog::graphql::CatalogQuery,
     crate::billing::graphql::WalletQuery,
+    crate::subscriptions::graphql::SubscriptionQuery,
+    crate::instances::graphql::InstanceQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -33,6 +35,7 @@ pub struct MutationRoot(
     crate::catalog::graphql::CatalogMutation,
     crate::billing::graphql::WalletMutation,
     crate::payments::graphql::PaymentMutation,
+    crate::subscriptions::graphql::SubscriptionMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -84,7 +87,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
 
 /// Request-scoped dataloaders: batching within one request, no cache across requests.
 fn with_loaders(req: async_graphql::Request, state: &AppState) -> async_graphql::Request {
-    req.data(crate::catalog::loader::new(&state.db))
+    req.data(crate::catalog::loader::new(&state.db)).data(crate::subscriptions::loader::new(&state.db))
 }
 
 /// The SDL committed as `schema.graphql`.
@@ -252,6 +255,7 @@ async fn ws_init(state: AppState, ip: ClientIp, payload: serde_json::Value) -> a
     data.insert(auth);
     data.insert(ip);
     data.insert(crate::catalog::loader::new(&state.db));
+    data.insert(crate::subscriptions::loader::new(&state.db));
     Ok(data)
 }
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_users;
 mod m20261124_000002_catalog;
 mod m20261124_000003_wallet;
+mod m20261124_000004_subscriptions;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_users::Migration),
             Box::new(m20261124_000002_catalog::Migration),
             Box::new(m20261124_000003_wallet::Migration),
+            Box::new(m20261124_000004_subscriptions::Migration),
         ]
     }
 }

@@ -65,6 +65,15 @@ impl Transaction {
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
         Ok(User(user_service::get(&ctx.state().db.conn, self.0.user_id).await?))
     }
+    /// The subscription a charge, upgrade, renewal or refund belongs to.
+    async fn subscription(&self, ctx: &Context<'_>) -> Result<Option<crate::subscriptions::graphql::Subscription>> {
+        let Some(id) = self.0.subscription_id else {
+            return Ok(None);
+        };
+        let viewer = ctx.auth().viewer()?;
+        let sub = crate::subscriptions::service::visible(&ctx.state().db.conn, viewer, id).await?;
+        Ok(Some(crate::subscriptions::graphql::Subscription(sub)))
+    }
     /// Admin only (null for others): the administrator who made an adjustment.
     async fn processed_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let (Some(admin_id), Ok(viewer)) = (self.0.processed_by, ctx.auth().viewer()) else {

@@ -102,7 +102,8 @@ impl Loader<PlanId> for CatalogLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[PlanId]) -> LoadResult<PlanId, Self::Value> {
-        let rows = plan::Entity::find().filter(plan::Column::Id.is_in(keys.iter().map(|k| k.0))).all(&self.db.conn).await?;
+        let rows =
+            plan::Entity::find().filter(plan::Column::Id.is_in(keys.iter().map(|k| k.0))).all(&self.db.conn).await?;
         Ok(rows.into_iter().map(|p| (PlanId(p.id), p)).collect())
     }
 }

@@ -166,6 +166,7 @@ pub async fn create_category(state: &AppState, i: input::CreateCategoryInput) ->
     let tx = state.db.begin().await?;
     let c = am.insert(&*tx).await.on_unique_violation(conflict_on_unique("category"))?;
     tx.commit().await?;
+    state.catalog_changed();
     Ok(c)
 }
 
@@ -188,6 +189,7 @@ pub async fn update_category(state: &AppState, id: i64, i: input::UpdateCategory
     am.updated_at = Set(state.now());
     let c = am.update(&*tx).await.on_unique_violation(conflict_on_unique("category"))?;
     tx.commit().await?;
+    state.catalog_changed();
     Ok(c)
 }
 
@@ -198,6 +200,7 @@ pub async fn delete_category(state: &AppState, id: i64) -> AppResult<()> {
         return Err(AppError::NotFound("category"));
     }
     tx.commit().await?;
+    state.catalog_changed();
     Ok(())
 }
 
@@ -244,6 +247,7 @@ pub async fn create_service(state: &AppState, i: input::CreateServiceInput) -> A
     };
     let s = am.insert(&*tx).await.on_unique_violation(conflict_on_unique("service"))?;
     tx.commit().await?;
+    state.catalog_changed();
     Ok(s)
 }
 
@@ -302,6 +306,7 @@ pub async fn update_service(state: &AppState, id: i64, i: input::UpdateServiceIn
     am.updated_at = Set(state.now());
     let s = am.update(&*tx).await.on_unique_violation(conflict_on_unique("service"))?;
     tx.commit().await?;
+    state.catalog_changed();
     Ok(s)
 }
 
@@ -318,6 +323,7 @@ pub async fn delete_service(state: &AppState, id: i64) -> AppResult<()> {
         return Err(AppError::NotFound("service"));
     }
     tx.commit().await?;
+    state.catalog_changed();
     Ok(())
 }
 
@@ -355,6 +361,7 @@ pub async fn create_plan(state: &AppState, service_id: i64, i: input::CreatePlan
     };
     let p = am.insert(&*tx).await.on_unique_violation(conflict_on_unique("plan"))?;
     tx.commit().await?;
+    state.catalog_changed();
     Ok(p)
 }
 
@@ -417,6 +424,7 @@ pub async fn update_plan(state: &AppState, id: i64, i: input::UpdatePlanInput) -
     am.updated_at = Set(state.now());
     let p = am.update(&*tx).await.on_unique_violation(conflict_on_unique("plan"))?;
     tx.commit().await?;
+    state.catalog_changed();
     Ok(p)
 }
 
@@ -427,5 +435,6 @@ pub async fn delete_plan(state: &AppState, id: i64) -> AppResult<()> {
         return Err(AppError::NotFound("plan"));
     }
     tx.commit().await?;
+    state.catalog_changed();
     Ok(())
 }

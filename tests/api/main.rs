@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod catalog;
 mod foundation;
+mod subscriptions;
 mod topups;
 mod users;
 mod wallet;

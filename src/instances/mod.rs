@@ -1,0 +1,72 @@
+//! App instances owned by subscriptions. Provisioning on Kubernetes is a later capability; until
+//! then an instance row records the intent (PENDING) and its termination (TERMINATING).
+pub mod entity;
+pub mod graphql;
+pub mod service;
+
+use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(20))")]
+pub enum InstanceStatus {
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "PROVISIONING")]
+    Provisioning,
+    #[sea_orm(string_value = "RUNNING")]
+    Running,
+    #[sea_orm(string_value = "STOPPING")]
+    Stopping,
+    #[sea_orm(string_value = "STOPPED")]
+    Stopped,
+    #[sea_orm(string_value = "STARTING")]
+    Starting,
+    #[sea_orm(string_value = "RESTARTING")]
+    Restarting,
+    #[sea_orm(string_value = "ERROR")]
+    Error,
+    #[sea_orm(string_value = "TERMINATING")]
+    Terminating,
+    #[sea_orm(string_value = "TERMINATED")]
+    Terminated,
+}
+
+/// A DNS label: lower-case letters, digits and '-', not starting or ending with '-'.
+pub fn is_dns_label(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Turns a free-form name into a DNS label prefix (for derived instance names).
+pub fn dns_slug(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in s.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= max {
+            break;
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("my-blog-1", 40));
+        for bad in ["", "-x", "x-", "UPPER", "sp ace", "dot.ted", &"a".repeat(41)] {
+            assert!(!is_dns_label(bad, 40), "{bad}");
+        }
+        assert_eq!(dns_slug("Ghost Blog!! 2", 40), "ghost-blog-2");
+        assert_eq!(dns_slug("N8N Automation", 5), "n8n-a");
+    }
+}

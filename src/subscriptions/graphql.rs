@@ -1,0 +1,256 @@
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, dataloader::DataLoader};
+use chrono::{DateTime, Utc};
+
+use super::{
+    SubscriptionStatus,
+    entity::{event, subscription},
+    loader::{InstancesOf, SubscriptionLoader, TransactionsOf, UserId},
+    service::{self, SubscribeInput as Subscribe},
+};
+use crate::{
+    billing::graphql::Transaction,
+    catalog::{
+        graphql::{Service, ServicePlan},
+        loader::{CatalogLoader, PlanId, ServiceId},
+    },
+    error::AppError,
+    graphql::ContextExt,
+    instances::graphql::ServiceInstance,
+    pagination::{Conn, PageArgs, connection, parse_id},
+    users::graphql::User,
+};
+
+fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<SubscriptionLoader> {
+    // Inserted per request by the GraphQL handlers.
+    ctx.data_unchecked::<DataLoader<SubscriptionLoader>>()
+}
+
+fn catalog<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<CatalogLoader> {
+    ctx.data_unchecked::<DataLoader<CatalogLoader>>()
+}
+
+pub struct Subscription(pub subscription::Model);
+
+#[Object]
+impl Subscription {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn status(&self) -> SubscriptionStatus {
+        self.0.status
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        let u = loader(ctx).load_one(UserId(self.0.user_id)).await.map_err(AppError::from)?;
+        Ok(User(u.ok_or(AppError::NotFound("user"))?))
+    }
+    async fn service(&self, ctx: &Context<'_>) -> Result<Service> {
+        let s = catalog(ctx).load_one(ServiceId(self.0.service_id)).await.map_err(AppError::from)?;
+        Ok(Service::from(s.ok_or(AppError::NotFound("service"))?))
+    }
+    async fn plan(&self, ctx: &Context<'_>) -> Result<ServicePlan> {
+        let p = catalog(ctx).load_one(PlanId(self.0.plan_id)).await.map_err(AppError::from)?;
+        Ok(ServicePlan::from(p.ok_or(AppError::NotFound("plan"))?))
+    }
+    /// The price charged at the next renewal (IDR).
+    async fn monthly_price(&self) -> i64 {
+        self.0.monthly_price
+    }
+    /// Start of the current billing period.
+    async fn start_date(&self) -> DateTime<Utc> {
+        self.0.period_start
+    }
+    /// End of the current billing period.
+    async fn end_date(&self) -> DateTime<Utc> {
+        self.0.period_end
+    }
+    async fn next_billing_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_billing_at
+    }
+    async fn auto_renew(&self) -> bool {
+        self.0.auto_renew
+    }
+    async fn grace_period_end(&self) -> Option<DateTime<Utc>> {
+        self.0.grace_period_end
+    }
+    async fn last_charge_amount(&self) -> Option<i64> {
+        self.0.last_charge_amount
+    }
+    async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.cancelled_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn instances(&self, ctx: &Context<'_>) -> Result<Vec<ServiceInstance>> {
+        let rows = loader(ctx).load_one(InstancesOf(self.0.id)).await.map_err(AppError::from)?;
+        Ok(rows.unwrap_or_default().into_iter().map(ServiceInstance).collect())
+    }
+    /// Every ledger entry of this subscription (charges, upgrades, renewals, refunds).
+    async fn transactions(&self, ctx: &Context<'_>) -> Result<Vec<Transaction>> {
+        let rows = loader(ctx).load_one(TransactionsOf(self.0.id)).await.map_err(AppError::from)?;
+        Ok(rows.unwrap_or_default().into_iter().map(Transaction).collect())
+    }
+    /// Higher plans of the same service with the prorated cost of switching now.
+    async fn upgrade_options(&self, ctx: &Context<'_>) -> Result<Vec<UpgradeOption>> {
+        let quotes = service::upgrade_options(ctx.state(), &self.0).await?;
+        Ok(quotes
+            .into_iter()
+            .map(|q| UpgradeOption {
+                can_upgrade: q.reason.is_none(),
+                cost: q.cost,
+                reason: q.reason,
+                plan: ServicePlan::from(q.plan),
+            })
+            .collect())
+    }
+    /// Every state change: who, when, why.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<SubscriptionEvent>> {
+        Ok(service::history(&ctx.state().db.conn, self.0.id).await?.into_iter().map(SubscriptionEvent).collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct UpgradeOption {
+    plan: ServicePlan,
+    /// Charged now: the price difference prorated over the rest of the current period.
+    cost: i64,
+    can_upgrade: bool,
+    reason: Option<String>,
+}
+
+pub struct SubscriptionEvent(event::Model);
+
+#[Object]
+impl SubscriptionEvent {
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn from_status(&self) -> Option<&str> {
+        self.0.from_status.as_deref()
+    }
+    async fn to_status(&self) -> &str {
+        &self.0.to_status
+    }
+    /// The user or administrator who caused it; null for the system.
+    async fn actor_id(&self) -> Option<ID> {
+        self.0.actor_id.map(|a| ID(a.to_string()))
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    async fn details(&self) -> Option<async_graphql::Json<serde_json::Value>> {
+        self.0.details.clone().map(async_graphql::Json)
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(InputObject)]
+pub struct SubscribeInput {
+    plan_id: ID,
+    /// DNS-safe, 1-40 characters; derived from the service when absent.
+    instance_name: Option<String>,
+    /// Retrying with the same key returns the same subscription and never charges twice.
+    idempotency_key: Option<String>,
+}
+
+#[derive(Default)]
+pub struct SubscriptionQuery;
+
+#[Object]
+impl SubscriptionQuery {
+    /// The viewer's own subscriptions, newest first.
+    async fn subscriptions(&self, ctx: &Context<'_>, status: Option<SubscriptionStatus>) -> Result<Vec<Subscription>> {
+        let viewer = ctx.auth().viewer()?;
+        Ok(service::list_own(&ctx.state().db.conn, viewer.id, status).await?.into_iter().map(Subscription).collect())
+    }
+
+    /// Owner or admin; anyone else gets NOT_FOUND, as for ids that do not exist.
+    async fn subscription(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Subscription>> {
+        let viewer = ctx.auth().viewer()?;
+        let id = parse_id(&id, "subscription")?;
+        Ok(Some(Subscription(service::visible(&ctx.state().db.conn, viewer, id).await?)))
+    }
+
+    /// Admin: every subscription, newest first.
+    async fn all_subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<SubscriptionStatus>,
+        user_id: Option<ID>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Subscription>> {
+        ctx.auth().admin()?;
+        let args = PageArgs::parse(first, after.as_deref())?;
+        let user_id = user_id.map(|u| parse_id(&u, "user")).transpose()?;
+        let page = service::list_all(&ctx.state().db.conn, status, user_id, args).await?;
+        Ok(connection(page, |s| s.id, Subscription))
+    }
+}
+
+#[derive(Default)]
+pub struct SubscriptionMutation;
+
+#[Object]
+impl SubscriptionMutation {
+    async fn subscribe(&self, ctx: &Context<'_>, input: SubscribeInput) -> Result<Subscription> {
+        let viewer = ctx.auth().viewer()?;
+        let input = Subscribe {
+            plan_id: parse_id(&input.plan_id, "plan")?,
+            instance_name: input.instance_name,
+            idempotency_key: input.idempotency_key,
+        };
+        Ok(Subscription(service::subscribe(ctx.state(), viewer, input).await?))
+    }
+
+    /// To a strictly higher tier of the same service; the prorated difference is charged now and
+    /// the period end stays.
+    async fn upgrade_subscription(&self, ctx: &Context<'_>, id: ID, plan_id: ID) -> Result<Subscription> {
+        let viewer = ctx.auth().viewer()?;
+        let id = parse_id(&id, "subscription")?;
+        let plan_id = parse_id(&plan_id, "plan")?;
+        Ok(Subscription(service::upgrade(ctx.state(), viewer, id, plan_id).await?))
+    }
+
+    /// Cancels now; the remaining period is not refunded.
+    async fn cancel_subscription(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Subscription> {
+        let viewer = ctx.auth().viewer()?;
+        let id = parse_id(&id, "subscription")?;
+        Ok(Subscription(service::cancel(ctx.state(), viewer, id, reason.as_deref(), None).await?))
+    }
+
+    async fn set_auto_renew(&self, ctx: &Context<'_>, id: ID, enabled: bool) -> Result<Subscription> {
+        let viewer = ctx.auth().viewer()?;
+        let id = parse_id(&id, "subscription")?;
+        Ok(Subscription(service::set_auto_renew(ctx.state(), viewer, id, enabled).await?))
+    }
+
+    /// Pays the next period now (in a grace period, or within 7 days of the end).
+    async fn renew_subscription(&self, ctx: &Context<'_>, id: ID) -> Result<Subscription> {
+        let viewer = ctx.auth().viewer()?;
+        let id = parse_id(&id, "subscription")?;
+        Ok(Subscription(service::renew(ctx.state(), viewer, id).await?))
+    }
+
+    /// Admin: cancel now, optionally refunding the unused part of the period.
+    async fn admin_cancel_subscription(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+        refund: bool,
+    ) -> Result<Subscription> {
+        let admin = ctx.auth().admin()?;
+        let id = parse_id(&id, "subscription")?;
+        Ok(Subscription(service::cancel(ctx.state(), admin, id, Some(&reason), Some(refund)).await?))
+    }
+
+    /// Admin: extend the current period by 1-365 days.
+    async fn extend_subscription(&self, ctx: &Context<'_>, id: ID, days: i32, reason: String) -> Result<Subscription> {
+        let admin = ctx.auth().admin()?;
+        let id = parse_id(&id, "subscription")?;
+        Ok(Subscription(service::extend(ctx.state(), admin, id, days, &reason).await?))
+    }
+}

@@ -1,0 +1,680 @@
+//! Subscription use cases. Each owns one database transaction in which credit, quota, the
+//! subscription row, its instance and its history change together or not at all. Status
+//! changes are conditional updates (`WHERE status = …`), so two concurrent changes of one
+//! subscription cannot both win.
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{
+    SubscriptionStatus,
+    entity::{event, subscription},
+    period_end, prorate,
+};
+use crate::{
+    auth::Viewer,
+    billing::{
+        TransactionType,
+        service::{self as ledger, Entry},
+    },
+    catalog::entity::{plan, service as catalog_service},
+    error::{AppError, AppResult, DbResultExt},
+    instances::{self, InstanceStatus, entity as instance},
+    pagination::{Page, PageArgs},
+    state::AppState,
+};
+
+/// Who acts, for the history: a user, an administrator, or the system (jobs).
+#[derive(Clone, Copy, Debug)]
+pub struct Actor(pub Option<i64>);
+
+pub struct SubscribeInput {
+    pub plan_id: i64,
+    pub instance_name: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Days before the period end from which the owner may pay the next period early.
+const EARLY_RENEWAL_DAYS: i64 = 7;
+
+fn not_found() -> AppError {
+    AppError::NotFound("subscription")
+}
+
+/// Writes one history entry.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    db: &impl ConnectionTrait,
+    sub_id: i64,
+    actor: Actor,
+    kind: &str,
+    from: Option<SubscriptionStatus>,
+    to: SubscriptionStatus,
+    reason: Option<&str>,
+    details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    event::ActiveModel {
+        subscription_id: Set(sub_id),
+        actor_id: Set(actor.0),
+        kind: Set(kind.to_string()),
+        from_status: Set(from.map(|s| s.as_str().to_string())),
+        to_status: Set(to.as_str().to_string()),
+        reason: Set(reason.map(str::to_string)),
+        details: Set(Some(details)),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Tells the owner's walletUpdates subscribers about a committed ledger entry.
+async fn announce(state: &AppState, user_id: i64, transaction_id: Option<i64>) {
+    if let Some(t) = transaction_id {
+        state.wallet_hub.publish(&state.db, user_id, t).await;
+    }
+}
+
+/// Takes one slot of `plan_id` if one is free: `used < total` in the same statement.
+async fn take_slot(db: &impl ConnectionTrait, plan_id: i64) -> AppResult<bool> {
+    let res = plan::Entity::update_many()
+        .col_expr(plan::Column::UsedQuota, Expr::col(plan::Column::UsedQuota).add(1))
+        .filter(plan::Column::Id.eq(plan_id))
+        .filter(Expr::col(plan::Column::UsedQuota).lt(Expr::col(plan::Column::TotalQuota)))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+async fn release_slot(db: &impl ConnectionTrait, plan_id: i64) -> AppResult<()> {
+    plan::Entity::update_many()
+        .col_expr(plan::Column::UsedQuota, Expr::col(plan::Column::UsedQuota).sub(1))
+        .filter(plan::Column::Id.eq(plan_id))
+        .filter(plan::Column::UsedQuota.gt(0))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn validate_instance_name(raw: Option<&str>) -> AppResult<Option<String>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(n) if instances::is_dns_label(n, 40) => Ok(Some(n.to_string())),
+        Some(_) => Err(AppError::bad_input(
+            "instanceName",
+            "instanceName must be 1-40 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+        )),
+    }
+}
+
+fn validate_idempotency_key(raw: Option<&str>) -> AppResult<Option<String>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(k) if k.len() <= 100 && k.chars().all(|c| c.is_ascii_graphic()) => Ok(Some(k.to_string())),
+        Some(_) => {
+            Err(AppError::bad_input("idempotencyKey", "idempotencyKey must be 1-100 printable ASCII characters"))
+        }
+    }
+}
+
+/// The subscription this user created with this idempotency key, if any.
+async fn by_idempotency_key(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    key: &str,
+) -> AppResult<Option<subscription::Model>> {
+    Ok(subscription::owned_by(user_id).filter(subscription::Column::IdempotencyKey.eq(key)).one(db).await?)
+}
+
+fn subscription_exists(detail: &str) -> AppError {
+    if detail.contains("idempotency") {
+        AppError::Conflict("a subscription with this idempotency key is being created".into())
+    } else {
+        AppError::Conflict(
+            "you already have a subscription for this service; upgrade it instead of subscribing again".into(),
+        )
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, plan_id = input.plan_id), err)]
+pub async fn subscribe(state: &AppState, viewer: Viewer, input: SubscribeInput) -> AppResult<subscription::Model> {
+    let instance_name = validate_instance_name(input.instance_name.as_deref())?;
+    let key = validate_idempotency_key(input.idempotency_key.as_deref())?;
+    if let Some(k) = &key
+        && let Some(existing) = by_idempotency_key(&state.db.conn, viewer.id, k).await?
+    {
+        return Ok(existing);
+    }
+    match subscribe_once(state, viewer, input.plan_id, instance_name, key.clone()).await {
+        // A concurrent request with the same key won the insert: answer with its result.
+        Err(AppError::Conflict(msg)) => match &key {
+            Some(k) => by_idempotency_key(&state.db.conn, viewer.id, k).await?.ok_or(AppError::Conflict(msg)),
+            None => Err(AppError::Conflict(msg)),
+        },
+        other => other,
+    }
+}
+
+async fn subscribe_once(
+    state: &AppState,
+    viewer: Viewer,
+    plan_id: i64,
+    instance_name: Option<String>,
+    key: Option<String>,
+) -> AppResult<subscription::Model> {
+    let now = state.now();
+    let tx = state.db.begin().await?;
+    let plan =
+        plan::Entity::find_by_id(plan_id).one(&*tx).await?.filter(|p| p.is_active).ok_or(AppError::NotFound("plan"))?;
+    let service = catalog_service::Entity::find_by_id(plan.service_id)
+        .one(&*tx)
+        .await?
+        .filter(|s| s.is_visible())
+        .ok_or(AppError::NotFound("plan"))?;
+
+    // The partial unique index decides "one live subscription per service".
+    let end = period_end(now);
+    let sub = subscription::ActiveModel {
+        user_id: Set(viewer.id),
+        service_id: Set(service.id),
+        plan_id: Set(plan.id),
+        status: Set(SubscriptionStatus::Active),
+        monthly_price: Set(plan.monthly_price),
+        period_start: Set(now),
+        period_end: Set(end),
+        next_billing_at: Set(Some(end)),
+        auto_renew: Set(true),
+        grace_period_end: Set(None),
+        last_charge_amount: Set(Some(plan.monthly_price)),
+        failed_charges: Set(0),
+        previous_plan_id: Set(None),
+        idempotency_key: Set(key),
+        cancelled_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&*tx)
+    .await
+    .on_unique_violation(subscription_exists)?;
+
+    if !take_slot(&*tx, plan.id).await? {
+        return Err(AppError::QuotaExhausted(format!("the {} plan of {} is full", plan.name, service.name)));
+    }
+    let mut charged = None;
+    if plan.monthly_price > 0 {
+        let mut entry = Entry::new(
+            viewer.id,
+            TransactionType::Subscription,
+            plan.monthly_price,
+            format!("Subscription to {} - {} plan", service.name, plan.name),
+        );
+        entry.subscription_id = Some(sub.id);
+        charged = Some(ledger::debit(&*tx, entry, false, now).await?.id);
+    }
+    let name = instance_name.unwrap_or_else(|| instances::dns_slug(&service.slug, 30));
+    let subdomain = format!("{}-{}", instances::dns_slug(&name, 40), hex::encode(rand::random::<[u8; 4]>()));
+    instance::ActiveModel {
+        subscription_id: Set(sub.id),
+        name: Set(name),
+        subdomain: Set(subdomain.clone()),
+        status: Set(InstanceStatus::Pending),
+        health_status: Set(None),
+        last_error: Set(None),
+        namespace: Set(format!("minispod-u{}", viewer.id)),
+        deployment_name: Set(subdomain.clone()),
+        public_url: Set(state.config.base_domain.as_ref().map(|d| format!("https://{subdomain}.{d}"))),
+        last_started_at: Set(None),
+        last_stopped_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&*tx)
+    .await
+    .on_unique_violation(|_| AppError::Conflict("instance subdomain collision; try again".into()))?;
+    let details = serde_json::json!({ "planId": plan.id, "price": plan.monthly_price, "periodEnd": end });
+    record(&*tx, sub.id, Actor(Some(viewer.id)), "CREATED", None, SubscriptionStatus::Active, None, details, now)
+        .await?;
+    tx.commit().await?;
+    state.catalog_changed();
+    announce(state, viewer.id, charged).await;
+    Ok(sub)
+}
+
+/// Loads a subscription the viewer may act on: their own, or any for an administrator. Others'
+/// ids answer NOT_FOUND, exactly like ids that do not exist.
+pub async fn visible(db: &impl ConnectionTrait, viewer: Viewer, id: i64) -> AppResult<subscription::Model> {
+    let q = if viewer.is_admin() { subscription::Entity::find() } else { subscription::owned_by(viewer.id) };
+    q.filter(subscription::Column::Id.eq(id)).one(db).await?.ok_or_else(not_found)
+}
+
+/// Applies `changes` if the subscription is still exactly as the request saw it (status in
+/// `from`, same `updated_at`): optimistic concurrency, so of two requests made on the same state
+/// the first to commit wins and the other gets CONFLICT, on SQLite and PostgreSQL alike.
+async fn transition(
+    db: &impl ConnectionTrait,
+    sub: &subscription::Model,
+    from: &[SubscriptionStatus],
+    mut changes: subscription::ActiveModel,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    changes.updated_at = Set(now);
+    let res = subscription::Entity::update_many()
+        .set(changes)
+        .filter(subscription::Column::Id.eq(sub.id))
+        .filter(subscription::Column::Status.is_in(from.iter().copied()))
+        .filter(subscription::Column::UpdatedAt.eq(sub.updated_at))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(AppError::Conflict("the subscription was changed by another request; reload and retry".into()));
+    }
+    Ok(())
+}
+
+async fn reload(db: &impl ConnectionTrait, id: i64) -> AppResult<subscription::Model> {
+    subscription::Entity::find_by_id(id).one(db).await?.ok_or_else(not_found)
+}
+
+pub struct UpgradeQuote {
+    pub plan: plan::Model,
+    pub cost: i64,
+    pub reason: Option<String>,
+}
+
+/// Why `target` cannot replace the current plan, if it cannot (the rules, not credit or quota).
+fn upgrade_rule(sub: &subscription::Model, current: &plan::Model, target: &plan::Model) -> Option<String> {
+    if sub.status != SubscriptionStatus::Active {
+        return Some("only ACTIVE subscriptions can be upgraded".into());
+    }
+    if target.service_id != sub.service_id {
+        return Some("the new plan must belong to the same service".into());
+    }
+    if !target.is_active {
+        return Some("the new plan is not available".into());
+    }
+    if target.plan_type.rank() <= current.plan_type.rank() {
+        return Some(format!(
+            "downgrades are not allowed: plans can only change to a higher tier (FREE < BASIC < PRO < PREMIUM < ENTERPRISE); {:?} is not above {:?}",
+            target.plan_type, current.plan_type
+        ));
+    }
+    None
+}
+
+/// The prorated price difference for the rest of the current period.
+fn upgrade_cost(sub: &subscription::Model, current_price: i64, target: &plan::Model, now: DateTime<Utc>) -> i64 {
+    prorate(Ord::max(target.monthly_price - current_price, 0), sub.period_start, sub.period_end, now)
+}
+
+/// Preview of every higher plan of the service: cost now, and whether it can be taken.
+pub async fn upgrade_options(state: &AppState, sub: &subscription::Model) -> AppResult<Vec<UpgradeQuote>> {
+    let db = &state.db.conn;
+    let now = state.now();
+    let current = plan::Entity::find_by_id(sub.plan_id).one(db).await?.ok_or(AppError::NotFound("plan"))?;
+    let balance = crate::users::service::get(db, sub.user_id).await?.balance;
+    let plans = plan::Entity::find()
+        .filter(plan::Column::ServiceId.eq(sub.service_id))
+        .filter(plan::Column::IsActive.eq(true))
+        .order_by_asc(plan::Column::MonthlyPrice)
+        .all(db)
+        .await?;
+    Ok(plans
+        .into_iter()
+        .filter(|p| p.plan_type.rank() > current.plan_type.rank())
+        .map(|p| {
+            let cost = upgrade_cost(sub, sub.monthly_price, &p, now);
+            let reason = upgrade_rule(sub, &current, &p)
+                .or_else(|| (p.available_quota() == 0).then(|| "plan at full capacity".to_string()))
+                .or_else(|| (balance < cost).then(|| format!("insufficient credit: need {} IDR more", cost - balance)));
+            UpgradeQuote { plan: p, cost, reason }
+        })
+        .collect())
+}
+
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id, plan_id), err)]
+pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) -> AppResult<subscription::Model> {
+    let now = state.now();
+    // The state this request acts on is read before the transaction (see `transition`).
+    let sub = subscription::owned_by(viewer.id)
+        .filter(subscription::Column::Id.eq(id))
+        .one(&state.db.conn)
+        .await?
+        .ok_or_else(not_found)?;
+    let tx = state.db.begin().await?;
+    let current = plan::Entity::find_by_id(sub.plan_id).one(&*tx).await?.ok_or(AppError::NotFound("plan"))?;
+    let target = plan::Entity::find_by_id(plan_id).one(&*tx).await?.ok_or(AppError::NotFound("plan"))?;
+    if sub.status != SubscriptionStatus::Active {
+        return Err(AppError::Conflict(format!(
+            "only ACTIVE subscriptions can be upgraded (this one is {})",
+            sub.status.as_str()
+        )));
+    }
+    if let Some(rule) = upgrade_rule(&sub, &current, &target) {
+        return Err(AppError::bad_input("planId", rule));
+    }
+    let cost = upgrade_cost(&sub, sub.monthly_price, &target, now);
+    transition(
+        &*tx,
+        &sub,
+        &[SubscriptionStatus::Active],
+        subscription::ActiveModel {
+            plan_id: Set(target.id),
+            monthly_price: Set(target.monthly_price),
+            previous_plan_id: Set(Some(current.id)),
+            last_charge_amount: Set(Some(cost)),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    if !take_slot(&*tx, target.id).await? {
+        return Err(AppError::QuotaExhausted(format!("the {} plan is full", target.name)));
+    }
+    release_slot(&*tx, current.id).await?;
+    let mut charged = None;
+    if cost > 0 {
+        let mut entry = Entry::new(
+            viewer.id,
+            TransactionType::Upgrade,
+            cost,
+            format!(
+                "Upgrade from {} to {} (prorated to {})",
+                current.name,
+                target.name,
+                sub.period_end.format("%Y-%m-%d")
+            ),
+        );
+        entry.subscription_id = Some(sub.id);
+        charged = Some(ledger::debit(&*tx, entry, false, now).await?.id);
+    }
+    let details = serde_json::json!({ "fromPlanId": current.id, "toPlanId": target.id, "charged": cost });
+    record(&*tx, sub.id, Actor(Some(viewer.id)), "UPGRADED", Some(sub.status), sub.status, None, details, now).await?;
+    let sub = reload(&*tx, sub.id).await?;
+    tx.commit().await?;
+    state.catalog_changed();
+    announce(state, sub.user_id, charged).await;
+    Ok(sub)
+}
+
+/// Marks the subscription's instances for termination (the provisioner tears them down).
+async fn terminate_instances(db: &impl ConnectionTrait, sub_id: i64, now: DateTime<Utc>) -> AppResult<()> {
+    instance::Entity::update_many()
+        .col_expr(instance::Column::Status, Expr::value(InstanceStatus::Terminating))
+        .col_expr(instance::Column::UpdatedAt, Expr::value(now))
+        .filter(instance::Column::SubscriptionId.eq(sub_id))
+        .filter(instance::Column::Status.is_not_in([InstanceStatus::Terminating, InstanceStatus::Terminated]))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn parse_reason(raw: Option<&str>, required: bool) -> AppResult<Option<String>> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None if required => Err(AppError::bad_input("reason", "a reason is required")),
+        None => Ok(None),
+        Some(r) if r.chars().count() > 500 => {
+            Err(AppError::bad_input("reason", "reason must be at most 500 characters"))
+        }
+        Some(r) => Ok(Some(r.to_string())),
+    }
+}
+
+/// Cancels at once: ACTIVE or SUSPENDED → CANCELLED, slot released, instances marked for
+/// termination. The owner gets no refund; an administrator may refund the unused part.
+#[tracing::instrument(skip_all, fields(actor = viewer.id, subscription_id = id), err)]
+pub async fn cancel(
+    state: &AppState,
+    viewer: Viewer,
+    id: i64,
+    reason: Option<&str>,
+    admin_refund: Option<bool>,
+) -> AppResult<subscription::Model> {
+    let reason = parse_reason(reason, admin_refund.is_some())?;
+    let now = state.now();
+    let sub = visible(&state.db.conn, viewer, id).await?;
+    let tx = state.db.begin().await?;
+    let from = [SubscriptionStatus::Active, SubscriptionStatus::Suspended];
+    if !from.contains(&sub.status) {
+        return Err(AppError::Conflict(format!("a {} subscription cannot be cancelled", sub.status.as_str())));
+    }
+    transition(
+        &*tx,
+        &sub,
+        &from,
+        subscription::ActiveModel {
+            status: Set(SubscriptionStatus::Cancelled),
+            auto_renew: Set(false),
+            next_billing_at: Set(None),
+            grace_period_end: Set(None),
+            cancelled_at: Set(Some(now)),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    release_slot(&*tx, sub.plan_id).await?;
+    terminate_instances(&*tx, sub.id, now).await?;
+    let refund = match admin_refund {
+        Some(true) if sub.status == SubscriptionStatus::Active => {
+            prorate(sub.monthly_price, sub.period_start, sub.period_end, now)
+        }
+        _ => 0,
+    };
+    let mut refunded = None;
+    if refund > 0 {
+        let mut entry =
+            Entry::new(sub.user_id, TransactionType::Refund, refund, "Prorated refund for the unused period");
+        entry.subscription_id = Some(sub.id);
+        entry.processed_by = Some(viewer.id);
+        refunded = Some(ledger::credit(&*tx, entry, now).await?.id);
+    }
+    let kind = if admin_refund.is_some() { "ADMIN_CANCELLED" } else { "CANCELLED" };
+    let note = if admin_refund.is_some() {
+        format!("refund {refund} IDR")
+    } else {
+        "cancelled by the owner; the remaining period is not refunded".to_string()
+    };
+    let details = serde_json::json!({ "refund": refund, "note": note });
+    record(
+        &*tx,
+        sub.id,
+        Actor(Some(viewer.id)),
+        kind,
+        Some(sub.status),
+        SubscriptionStatus::Cancelled,
+        reason.as_deref(),
+        details,
+        now,
+    )
+    .await?;
+    let sub = reload(&*tx, sub.id).await?;
+    tx.commit().await?;
+    state.catalog_changed();
+    announce(state, sub.user_id, refunded).await;
+    Ok(sub)
+}
+
+pub async fn set_auto_renew(
+    state: &AppState,
+    viewer: Viewer,
+    id: i64,
+    enabled: bool,
+) -> AppResult<subscription::Model> {
+    let now = state.now();
+    let sub = visible(&state.db.conn, viewer, id).await?;
+    let tx = state.db.begin().await?;
+    if !sub.status.is_live() {
+        return Err(AppError::Conflict(format!("auto-renew cannot change on a {} subscription", sub.status.as_str())));
+    }
+    let from = [sub.status];
+    transition(&*tx, &sub, &from, subscription::ActiveModel { auto_renew: Set(enabled), ..Default::default() }, now)
+        .await?;
+    let kind = if enabled { "AUTO_RENEW_ON" } else { "AUTO_RENEW_OFF" };
+    record(&*tx, sub.id, Actor(Some(viewer.id)), kind, Some(sub.status), sub.status, None, serde_json::json!({}), now)
+        .await?;
+    let sub = reload(&*tx, sub.id).await?;
+    tx.commit().await?;
+    Ok(sub)
+}
+
+/// Pays the next period now: during a grace period (or while suspended for non-payment), or
+/// within seven days of the period end. The new period follows the old one without a gap when
+/// paid early, and starts now when the old one is over.
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id), err)]
+pub async fn renew(state: &AppState, viewer: Viewer, id: i64) -> AppResult<subscription::Model> {
+    let now = state.now();
+    let sub = visible(&state.db.conn, viewer, id).await?;
+    let tx = state.db.begin().await?;
+    let in_grace = sub.grace_period_end.is_some() || sub.status == SubscriptionStatus::Suspended;
+    let early = sub.status == SubscriptionStatus::Active && sub.period_end - now <= Duration::days(EARLY_RENEWAL_DAYS);
+    if !matches!(sub.status, SubscriptionStatus::Active | SubscriptionStatus::Suspended) || !(in_grace || early) {
+        return Err(AppError::Conflict(format!(
+            "renewal is possible during a grace period or within {EARLY_RENEWAL_DAYS} days of the period end"
+        )));
+    }
+    let start = if sub.period_end > now { sub.period_end } else { now };
+    let end = period_end(start);
+    transition(
+        &*tx,
+        &sub,
+        &[sub.status],
+        subscription::ActiveModel {
+            status: Set(SubscriptionStatus::Active),
+            period_start: Set(start),
+            period_end: Set(end),
+            next_billing_at: Set(Some(end)),
+            grace_period_end: Set(None),
+            failed_charges: Set(0),
+            last_charge_amount: Set(Some(sub.monthly_price)),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    let mut charged = None;
+    if sub.monthly_price > 0 {
+        let mut entry = Entry::new(
+            sub.user_id,
+            TransactionType::Renewal,
+            sub.monthly_price,
+            format!("Renewal until {}", end.format("%Y-%m-%d")),
+        );
+        entry.subscription_id = Some(sub.id);
+        charged = Some(ledger::debit(&*tx, entry, false, now).await?.id);
+    }
+    let details = serde_json::json!({ "periodStart": start, "periodEnd": end, "charged": sub.monthly_price });
+    record(
+        &*tx,
+        sub.id,
+        Actor(Some(viewer.id)),
+        "RENEWED",
+        Some(sub.status),
+        SubscriptionStatus::Active,
+        None,
+        details,
+        now,
+    )
+    .await?;
+    let sub = reload(&*tx, sub.id).await?;
+    tx.commit().await?;
+    announce(state, sub.user_id, charged).await;
+    Ok(sub)
+}
+
+/// Admin: pushes the period end (and next billing) back by `days`, 1–365.
+pub async fn extend(
+    state: &AppState,
+    admin: Viewer,
+    id: i64,
+    days: i32,
+    reason: &str,
+) -> AppResult<subscription::Model> {
+    if !(1..=365).contains(&days) {
+        return Err(AppError::bad_input("days", "days must be between 1 and 365"));
+    }
+    let reason = parse_reason(Some(reason), true)?;
+    let now = state.now();
+    let sub = visible(&state.db.conn, admin, id).await?;
+    let tx = state.db.begin().await?;
+    if !sub.status.is_live() {
+        return Err(AppError::Conflict(format!("a {} subscription cannot be extended", sub.status.as_str())));
+    }
+    let by = Duration::days(i64::from(days));
+    let end = sub.period_end + by;
+    transition(
+        &*tx,
+        &sub,
+        &[sub.status],
+        subscription::ActiveModel {
+            period_end: Set(end),
+            next_billing_at: Set(sub.next_billing_at.map(|n| n + by)),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    let details = serde_json::json!({ "days": days, "periodEnd": end });
+    record(
+        &*tx,
+        sub.id,
+        Actor(Some(admin.id)),
+        "EXTENDED",
+        Some(sub.status),
+        sub.status,
+        reason.as_deref(),
+        details,
+        now,
+    )
+    .await?;
+    let sub = reload(&*tx, sub.id).await?;
+    tx.commit().await?;
+    Ok(sub)
+}
+
+pub async fn list_own(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    status: Option<SubscriptionStatus>,
+) -> AppResult<Vec<subscription::Model>> {
+    let mut q = subscription::owned_by(user_id);
+    if let Some(s) = status {
+        q = q.filter(subscription::Column::Status.eq(s));
+    }
+    Ok(q.order_by_desc(subscription::Column::Id).all(db).await?)
+}
+
+pub async fn list_all(
+    db: &impl ConnectionTrait,
+    status: Option<SubscriptionStatus>,
+    user_id: Option<i64>,
+    args: PageArgs,
+) -> AppResult<Page<subscription::Model>> {
+    let mut q = subscription::Entity::find();
+    if let Some(s) = status {
+        q = q.filter(subscription::Column::Status.eq(s));
+    }
+    if let Some(u) = user_id {
+        q = q.filter(subscription::Column::UserId.eq(u));
+    }
+    let total = q.clone().count(db).await?;
+    if let Some(after) = args.after {
+        q = q.filter(subscription::Column::Id.lt(after));
+    }
+    let rows = q.order_by_desc(subscription::Column::Id).limit(args.first + 1).all(db).await?;
+    Ok(Page::new(rows, args, total))
+}
+
+pub async fn history(db: &impl ConnectionTrait, sub_id: i64) -> AppResult<Vec<event::Model>> {
+    Ok(event::Entity::find()
+        .filter(event::Column::SubscriptionId.eq(sub_id))
+        .order_by_asc(event::Column::Id)
+        .all(db)
+        .await?)
+}
