@@ -20,6 +20,7 @@ use tower_http::{
 use crate::{
     auth::AuthCore,
     billing::hub::WalletHub,
+    catalog::cache::CatalogCache,
     clock::{SharedClock, SystemClock},
     config::Config,
     db::Db,
@@ -56,6 +57,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         .context("cannot build the HTTP client")?;
     let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
     let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
+    let catalog_cache = CatalogCache::start(&db).await.context("cannot start the catalog cache")?;
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -64,7 +66,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         http,
         midtrans,
         wallet_hub,
-        catalog_version: Default::default(),
+        catalog_cache,
     })
 }
 
@@ -103,6 +105,7 @@ impl App {
             job.abort();
         }
         self.state.wallet_hub.stop();
+        self.state.catalog_cache.stop();
         served?;
         Ok(())
     }

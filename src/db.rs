@@ -117,3 +117,28 @@ impl Db {
         self.conn.ping().await
     }
 }
+
+/// PostgreSQL LISTEN on `channel`, calling `on_payload` for every notification until aborted.
+/// Listening starts before this returns, so nothing notified afterwards is missed.
+pub async fn listen(
+    db: &Db,
+    channel: &'static str,
+    on_payload: impl Fn(&str) + Send + 'static,
+) -> anyhow::Result<tokio::task::AbortHandle> {
+    let pool = db.conn.get_postgres_connection_pool().clone();
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
+    listener.listen(channel).await?;
+    let task = tokio::spawn(async move {
+        loop {
+            // `recv` reconnects by itself after a lost connection.
+            match listener.recv().await {
+                Ok(n) => on_payload(n.payload()),
+                Err(e) => {
+                    tracing::warn!(error = %e, channel, "LISTEN connection failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(task.abort_handle())
+}

@@ -16,6 +16,7 @@ use axum::{
 
 use crate::{
     auth::{self, Auth},
+    catalog::cache::CatalogCache,
     state::AppState,
 };
 
@@ -75,7 +76,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_depth * 2 + 8)
         .limit_directives(16)
-        .extension(AliasLimit(limits.max_aliases));
+        .extension(DocumentLimits { max_aliases: limits.max_aliases, max_depth: limits.max_depth });
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -95,17 +96,20 @@ pub fn sdl() -> String {
     build_schema(None).sdl()
 }
 
-/// Refuses documents with more aliases than allowed: aliases multiply the work of one field
-/// without raising depth, and complexity alone prices them too cheaply.
-struct AliasLimit(usize);
-
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExt(self.0))
-    }
+/// Limits on the document itself: bracket nesting before parsing (the parser recurses per
+/// level), aliases after it (they multiply the work of one field without adding depth, and
+/// complexity alone prices them too cheaply).
+#[derive(Clone, Copy)]
+struct DocumentLimits {
+    max_aliases: usize,
+    max_depth: usize,
 }
 
-struct AliasLimitExt(usize);
+impl ExtensionFactory for DocumentLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(*self)
+    }
+}
 
 fn count_aliases(set: &SelectionSet) -> usize {
     set.items
@@ -118,8 +122,67 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .sum()
 }
 
+/// Bracket nesting of a query text, outside strings and comments. Checked before parsing: the
+/// parser recurses once per level, so a megabyte of `{` must never reach it.
+fn nesting(query: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' || c == '\r' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    match c {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => break,
+                        _ => escaped = false,
+                    }
+                }
+            }
+            '{' | '(' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            '}' | ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn check_nesting(query: &str, max_depth: usize) -> ServerResult<()> {
+    // Arguments and lists nest too; allow some room above the selection depth limit.
+    if nesting(query) > max_depth * 2 + 8 {
+        return Err(ServerError::new("query is nested too deep", None));
+    }
+    Ok(())
+}
+
+/// Refuses a parsed document with more aliases than allowed.
+fn check_aliases(doc: &ExecutableDocument, max: usize) -> ServerResult<()> {
+    let aliases: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| count_aliases(&op.node.selection_set.node))
+        .chain(doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)))
+        .sum();
+    if aliases > max {
+        return Err(ServerError::new(format!("query has {aliases} aliases; at most {max} are allowed"), None));
+    }
+    Ok(())
+}
+
+// WebSocket operations are parsed by the schema and checked in this hook. HTTP requests are
+// parsed (and checked) by `execute`; the schema reuses that document without calling the hook.
 #[async_graphql::async_trait::async_trait]
-impl Extension for AliasLimitExt {
+impl Extension for DocumentLimits {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -127,16 +190,9 @@ impl Extension for AliasLimitExt {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        check_nesting(query, self.max_depth)?;
         let doc = next.run(ctx, query, variables).await?;
-        let aliases: usize = doc
-            .operations
-            .iter()
-            .map(|(_, op)| count_aliases(&op.node.selection_set.node))
-            .chain(doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)))
-            .sum();
-        if aliases > self.0 {
-            return Err(ServerError::new(format!("query has {aliases} aliases; at most {} are allowed", self.0), None));
-        }
+        check_aliases(&doc, self.max_aliases)?;
         Ok(doc)
     }
 }
@@ -170,30 +226,56 @@ async fn execute(
     peer: SocketAddr,
     mut req: async_graphql::Request,
     queries_only: bool,
-) -> GraphQLResponse {
-    if queries_only {
-        let is_mutation = match req.parsed_query() {
-            Ok(doc) => doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query),
-            Err(e) => return finish(async_graphql::Response::from_errors(vec![e])),
-        };
-        if is_mutation {
-            let e = ServerError::new("GET requests may only run queries; use POST", None);
-            return finish(async_graphql::Response::from_errors(vec![e]));
-        }
+) -> Response {
+    let refuse = |e: ServerError| finish(async_graphql::Response::from_errors(vec![e])).into_response();
+    if let Err(e) = check_nesting(&req.query, state.config.graphql.max_depth) {
+        return refuse(e);
+    }
+    let doc = match req.parsed_query() {
+        Ok(doc) => doc,
+        Err(e) => return refuse(e),
+    };
+    if let Err(e) = check_aliases(doc, state.config.graphql.max_aliases) {
+        return refuse(e);
+    }
+    if queries_only && doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query) {
+        return refuse(ServerError::new("GET requests may only run queries; use POST", None));
     }
     let auth_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let auth = match auth::authenticate(state, auth_header).await {
         Ok(a) => a,
         Err(e) => {
             let err: async_graphql::Error = e.into();
-            return finish(async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]));
+            return refuse(err.into_server_error(Default::default()));
         }
     };
+    let cache = &state.catalog_cache;
+    let cached = CatalogCache::key(auth.viewer().is_ok_and(|v| v.is_admin()), &mut req).map(|k| (k, cache.version()));
+    if let Some((key, version)) = &cached
+        && let Some(body) = cache.get(key, *version)
+    {
+        return json_body(body);
+    }
     let req = with_loaders(req.data(auth).data(client_ip(state, headers, peer)), state);
     // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
     // wake-ups, splitting one nesting level of a large list into several dataloader batches.
     // The work per request is bounded by the depth/complexity limits.
-    finish(tokio::task::unconstrained(schema.execute(req)).await)
+    let resp = tokio::task::unconstrained(schema.execute(req)).await;
+    match cached {
+        Some((key, version)) if resp.is_ok() => match serde_json::to_vec(&resp) {
+            Ok(body) => {
+                let body = bytes::Bytes::from(body);
+                cache.put(key, version, body.clone());
+                json_body(body)
+            }
+            Err(_) => finish(resp).into_response(),
+        },
+        _ => finish(resp).into_response(),
+    }
+}
+
+fn json_body(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub async fn graphql_post(
@@ -201,7 +283,7 @@ pub async fn graphql_post(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     req: GraphQLRequest,
-) -> GraphQLResponse {
+) -> Response {
     execute(&state, &schema, &headers, peer, req.into_inner(), false).await
 }
 
@@ -235,7 +317,7 @@ pub async fn graphql_get(
             .into_response();
     }
     match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(req, &()).await {
-        Ok(r) => execute(&state, &schema, &headers, peer, r.into_inner(), true).await.into_response(),
+        Ok(r) => execute(&state, &schema, &headers, peer, r.into_inner(), true).await,
         Err(e) => e.into_response(),
     }
 }
@@ -271,4 +353,17 @@ pub async fn graphiql() -> impl IntoResponse {
 
 pub async fn not_found() -> impl IntoResponse {
     (StatusCode::NOT_FOUND, "not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting;
+
+    #[test]
+    fn nesting_ignores_strings_and_comments() {
+        assert_eq!(nesting("{ a { b(x: [1]) } }"), 4);
+        assert_eq!(nesting(r#"{ a(s: "{{{{\"{{") }"#), 2);
+        assert_eq!(nesting("{ a # {{{{{\n }"), 1);
+        assert_eq!(nesting(&"{".repeat(100_000)), 100_000);
+    }
 }

@@ -17,14 +17,14 @@ pub struct AppState {
     pub midtrans: Arc<MidtransClient>,
     /// walletUpdates fan-out (PostgreSQL LISTEN/NOTIFY across replicas).
     pub wallet_hub: WalletHub,
-    /// Bumped after every committed change to what the public catalog shows (including quota).
-    pub catalog_version: Arc<std::sync::atomic::AtomicU64>,
+    /// Public catalog answers, invalidated by every committed catalog or quota change.
+    pub catalog_cache: Arc<crate::catalog::cache::CatalogCache>,
 }
 
 impl AppState {
     /// Call after committing a change to categories, services, plans or quota.
-    pub fn catalog_changed(&self) {
-        self.catalog_version.fetch_add(1, std::sync::atomic::Ordering::Release);
+    pub async fn catalog_changed(&self) {
+        self.catalog_cache.changed(&self.db).await;
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

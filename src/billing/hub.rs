@@ -31,29 +31,16 @@ impl WalletHub {
         let via_postgres = db.backend() == DatabaseBackend::Postgres;
         let hub = Self { local, via_postgres, listener: Arc::new(Mutex::new(None)) };
         if via_postgres {
-            let pool = db.conn.get_postgres_connection_pool().clone();
-            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
             let sender = hub.local.clone();
-            let task = tokio::spawn(async move {
-                loop {
-                    // `recv` reconnects by itself after a lost connection.
-                    match listener.recv().await {
-                        Ok(n) => match parse_payload(n.payload()) {
-                            Some(ev) => {
-                                let _ = sender.send(ev);
-                            }
-                            None => tracing::warn!(payload = n.payload(), "ignoring malformed wallet notification"),
-                        },
-                        Err(e) => {
-                            tracing::warn!(error = %e, "wallet LISTEN connection failed; retrying");
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        }
-                    }
+            let handle = crate::db::listen(db, CHANNEL, move |payload| match parse_payload(payload) {
+                Some(ev) => {
+                    let _ = sender.send(ev);
                 }
-            });
+                None => tracing::warn!(payload, "ignoring malformed wallet notification"),
+            })
+            .await?;
             if let Ok(mut slot) = hub.listener.lock() {
-                *slot = Some(task.abort_handle());
+                *slot = Some(handle);
             }
         }
         Ok(hub)

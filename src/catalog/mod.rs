@@ -1,4 +1,5 @@
 //! The service catalog: categories, services and priced plans with quotas.
+pub mod cache;
 pub mod entity;
 pub mod graphql;
 pub mod input;

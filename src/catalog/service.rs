@@ -166,7 +166,7 @@ pub async fn create_category(state: &AppState, i: input::CreateCategoryInput) ->
     let tx = state.db.begin().await?;
     let c = am.insert(&*tx).await.on_unique_violation(conflict_on_unique("category"))?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(c)
 }
 
@@ -189,7 +189,7 @@ pub async fn update_category(state: &AppState, id: i64, i: input::UpdateCategory
     am.updated_at = Set(state.now());
     let c = am.update(&*tx).await.on_unique_violation(conflict_on_unique("category"))?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(c)
 }
 
@@ -200,7 +200,7 @@ pub async fn delete_category(state: &AppState, id: i64) -> AppResult<()> {
         return Err(AppError::NotFound("category"));
     }
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(())
 }
 
@@ -247,7 +247,7 @@ pub async fn create_service(state: &AppState, i: input::CreateServiceInput) -> A
     };
     let s = am.insert(&*tx).await.on_unique_violation(conflict_on_unique("service"))?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(s)
 }
 
@@ -306,7 +306,7 @@ pub async fn update_service(state: &AppState, id: i64, i: input::UpdateServiceIn
     am.updated_at = Set(state.now());
     let s = am.update(&*tx).await.on_unique_violation(conflict_on_unique("service"))?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(s)
 }
 
@@ -323,7 +323,7 @@ pub async fn delete_service(state: &AppState, id: i64) -> AppResult<()> {
         return Err(AppError::NotFound("service"));
     }
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(())
 }
 
@@ -361,7 +361,7 @@ pub async fn create_plan(state: &AppState, service_id: i64, i: input::CreatePlan
     };
     let p = am.insert(&*tx).await.on_unique_violation(conflict_on_unique("plan"))?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(p)
 }
 
@@ -424,7 +424,7 @@ pub async fn update_plan(state: &AppState, id: i64, i: input::UpdatePlanInput) -
     am.updated_at = Set(state.now());
     let p = am.update(&*tx).await.on_unique_violation(conflict_on_unique("plan"))?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(p)
 }
 
@@ -435,6 +435,6 @@ pub async fn delete_plan(state: &AppState, id: i64) -> AppResult<()> {
         return Err(AppError::NotFound("plan"));
     }
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     Ok(())
 }

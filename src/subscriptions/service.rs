@@ -242,7 +242,7 @@ async fn subscribe_once(
     record(&*tx, sub.id, Actor(Some(viewer.id)), "CREATED", None, SubscriptionStatus::Active, None, details, now)
         .await?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     announce(state, viewer.id, charged).await;
     Ok(sub)
 }
@@ -398,7 +398,7 @@ pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) ->
     record(&*tx, sub.id, Actor(Some(viewer.id)), "UPGRADED", Some(sub.status), sub.status, None, details, now).await?;
     let sub = reload(&*tx, sub.id).await?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     announce(state, sub.user_id, charged).await;
     Ok(sub)
 }
@@ -496,7 +496,7 @@ pub async fn cancel(
     .await?;
     let sub = reload(&*tx, sub.id).await?;
     tx.commit().await?;
-    state.catalog_changed();
+    state.catalog_changed().await;
     announce(state, sub.user_id, refunded).await;
     Ok(sub)
 }

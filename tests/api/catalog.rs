@@ -333,9 +333,16 @@ async fn statements_for_catalog_query(services: usize) -> (u64, usize) {
     generate_catalog(&app, services).await;
     // Warm up once (connection set-up statements are not the query's).
     app.gql_ok(None, CATALOG, json!({})).await;
+    // The same query again is answered from the catalog cache, without SQL.
+    let before = app.state.db.statement_count();
+    let cached = app.gql_ok(None, CATALOG, json!({})).await;
+    assert_eq!(app.state.db.statement_count(), before, "served from the cache");
+    // After a catalog change the query runs again: count its statements.
+    app.state.catalog_changed().await;
     let before = app.state.db.statement_count();
     let v = app.gql_ok(None, CATALOG, json!({})).await;
     let used = app.state.db.statement_count() - before;
+    assert_eq!(v, cached);
     let plans =
         v["categories"][0]["services"].as_array().unwrap().iter().map(|s| s["plans"].as_array().unwrap().len()).sum();
     (used, plans)
@@ -350,4 +357,28 @@ async fn nested_catalog_statement_count_does_not_grow_with_rows() {
     // One statement per nesting level: categories, their services, the services' plans. The
     // `category` and `service` back-references come from the parent level for free.
     assert_eq!(large, 3, "{large} statements");
+}
+
+#[tokio::test]
+async fn a_change_on_one_replica_reaches_the_cache_of_another() {
+    let a = seeded().await;
+    if !a.db.is_postgres() {
+        return; // SQLite runs one process: there is no other replica.
+    }
+    let b = TestApp::spawn_on(a.db.clone(), |_| {}).await;
+    let q = r#"{ service(slug: "ghost-blog") { plans { monthlyPrice } } }"#;
+    let before = b.gql_ok(None, q, json!({})).await;
+    assert_eq!(before["service"]["plans"][1]["monthlyPrice"], 75_000);
+    let admin = a.login_admin().await;
+    let plan_id = a.gql_ok(None, r#"{ service(slug: "ghost-blog") { plans { id } } }"#, json!({})).await["service"]["plans"][1]["id"].clone();
+    a.gql_ok(Some(&admin.token), UPDATE_PLAN, json!({ "id": plan_id, "i": { "monthlyPrice": 80000 } })).await;
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = b.gql_ok(None, q, json!({})).await["service"]["plans"][1]["monthlyPrice"].as_i64().unwrap();
+        if seen == 80_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, 80_000, "replica B stopped serving the old answer");
 }

@@ -70,6 +70,11 @@ async fn oversized_deep_and_alias_heavy_requests_are_refused() {
     let v = app.gql(None, &depth40, json!({})).await;
     assert_eq!(error_code(&v), "BAD_USER_INPUT", "{v}");
 
+    // A body of nothing but brackets never reaches the (recursive) parser.
+    let v = app.gql(None, &"{".repeat(500_000), json!({})).await;
+    assert_eq!(error_code(&v), "BAD_USER_INPUT");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{v}");
+
     let aliases: String = (0..500).map(|i| format!("a{i}: __typename ")).collect();
     let v = app.gql(None, &format!("{{ {aliases} }}"), json!({})).await;
     assert_eq!(error_code(&v), "BAD_USER_INPUT");
