@@ -20,6 +20,7 @@ use tower_http::{
 use crate::{
     auth::AuthCore,
     clock::{SharedClock, SystemClock},
+    cluster::Cluster,
     config::Config,
     db::Db,
     graphql::{self, AppSchema},
@@ -46,7 +47,9 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
     db.migrate().await.context("database migration failed")?;
     let secret = settings::jwt_secret(&db, config.jwt_secret.as_ref().map(|s| s.expose())).await?;
     let auth = AuthCore::new(&config, &secret)?;
-    Ok(AppState { db, config: Arc::new(config), clock, auth: Arc::new(auth) })
+    // Never fails: without a reachable cluster only the cluster fields are unavailable.
+    let cluster = Cluster::connect(&config.kube, clock.clone()).await;
+    Ok(AppState { db, config: Arc::new(config), clock, auth: Arc::new(auth), cluster: Arc::new(cluster) })
 }
 
 impl App {
@@ -114,10 +117,16 @@ fn router(state: AppState, schema: AppSchema) -> Router {
     router
 }
 
+/// Ready means the database answers. The cluster is reported beside it but never fails
+/// readiness: the gateway serves everything else without it.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db_ok = tokio::time::timeout(Duration::from_secs(3), state.db.ping()).await.is_ok_and(|r| r.is_ok());
+    let db = async { tokio::time::timeout(Duration::from_secs(3), state.db.ping()).await.is_ok_and(|r| r.is_ok()) };
+    let (db_ok, cluster) = tokio::join!(db, state.cluster.health(Duration::from_secs(2)));
     let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = serde_json::json!({ "database": if db_ok { "ok" } else { "unavailable" } });
+    let body = serde_json::json!({
+        "database": if db_ok { "ok" } else { "unavailable" },
+        "cluster": cluster.as_str(),
+    });
     (status, Json(body))
 }
 

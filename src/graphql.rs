@@ -2,7 +2,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
-    Context, Data, EmptySubscription, MergedObject, Schema, ServerError, ServerResult, Variables,
+    Context, Data, MergedObject, MergedSubscription, Schema, ServerError, ServerResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
@@ -20,12 +20,13 @@ use crate::{
 };
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(crate::users::graphql::UserQuery);
+pub struct QueryRoot(crate::users::graphql::UserQuery, crate::cluster::graphql::ClusterQuery);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(crate::auth::graphql::AuthMutation, crate::users::graphql::UserMutation);
 
-pub type SubscriptionRoot = EmptySubscription;
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(crate::cluster::graphql::ClusterSubscription);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -56,7 +57,7 @@ impl ContextExt for Context<'_> {
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
     let limits =
         state.as_ref().map(|s| s.config.graphql.clone()).unwrap_or_else(|| crate::config::Config::default().graphql);
-    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_depth * 2 + 8)

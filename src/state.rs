@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crate::{auth::AuthCore, clock::SharedClock, config::Config, db::Db};
+use crate::{auth::AuthCore, clock::SharedClock, cluster::Cluster, config::Config, db::Db};
 
 /// Everything a request or job needs, cheap to clone.
 #[derive(Clone)]
@@ -9,6 +9,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub auth: Arc<AuthCore>,
+    /// The Kubernetes cluster (possibly absent) and its shared metric pollers.
+    pub cluster: Arc<Cluster>,
 }
 
 impl AppState {

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use minispod_gateway::{
     app::App,
     clock::OffsetClock,
-    config::{Config, SecretString},
+    config::{Config, KubeSource, SecretString},
 };
 use serde_json::{Value, json};
 
@@ -101,6 +101,8 @@ pub fn test_config(database_url: &str) -> Config {
     };
     c.rate_limit.per_email_per_minute = 1_000;
     c.rate_limit.per_ip_per_minute = 10_000;
+    // Tests never discover a developer's real cluster; cluster tests point at the fake one.
+    c.kube.source = KubeSource::Disabled;
     c
 }
 
