@@ -238,7 +238,8 @@ impl Config {
             c.kube.context = Some(v.trim().to_string());
         }
         if let Some(v) = get("MINISPOD_KUBE_CONNECT_TIMEOUT_SECS") {
-            c.kube.connect_timeout = Duration::from_secs(parse_range("MINISPOD_KUBE_CONNECT_TIMEOUT_SECS", &v, 1, 120)?);
+            c.kube.connect_timeout =
+                Duration::from_secs(parse_range("MINISPOD_KUBE_CONNECT_TIMEOUT_SECS", &v, 1, 120)?);
         }
         if let Some(v) = get("MINISPOD_KUBE_READ_TIMEOUT_SECS") {
             c.kube.read_timeout = Duration::from_secs(parse_range("MINISPOD_KUBE_READ_TIMEOUT_SECS", &v, 1, 600)?);

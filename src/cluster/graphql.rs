@@ -50,7 +50,12 @@ impl ClusterView {
     }
 
     /// Pods with their containers' live usage; `labelSelector` as in kubectl (`app=web,tier!=db`).
-    async fn pods(&self, ctx: &Context<'_>, namespace: Option<String>, label_selector: Option<String>) -> Result<Vec<Pod>> {
+    async fn pods(
+        &self,
+        ctx: &Context<'_>,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> Result<Vec<Pod>> {
         let ns = self::namespace(namespace)?;
         Ok(service::pods(&ctx.state().cluster, ns.as_ref(), label_selector.as_deref()).await?)
     }
@@ -74,9 +79,10 @@ impl ClusterView {
         namespace: String,
         pod: String,
         container: Option<String>,
-        #[graphql(default = 100)] tail_lines: i32,
+        #[graphql(default = 100)] tail_lines: Option<i32>,
     ) -> Result<Vec<String>> {
-        let req = log_request(&namespace, &pod, container, service::parse_tail_lines(tail_lines, 1)?)?;
+        let tail = service::parse_tail_lines(tail_lines.unwrap_or(100), 1)?;
+        let req = log_request(&namespace, &pod, container, tail)?;
         Ok(service::pod_logs(&ctx.state().cluster, req).await?)
     }
 }
@@ -98,10 +104,10 @@ impl ClusterSubscription {
         &self,
         ctx: &Context<'_>,
         namespace: Option<String>,
-        #[graphql(default = 5)] interval_seconds: i32,
+        #[graphql(default = 5)] interval_seconds: Option<i32>,
     ) -> Result<impl Stream<Item = Result<Arc<PodMetricsSample>>> + use<>> {
         ctx.auth().admin()?;
-        let interval = service::parse_interval(interval_seconds)?;
+        let interval = service::parse_interval(interval_seconds.unwrap_or(5))?;
         let ns = self::namespace(namespace)?;
         Ok(samples(service::pod_metrics_feed(&ctx.state().cluster, ns, interval)?))
     }
@@ -110,10 +116,10 @@ impl ClusterSubscription {
     async fn node_metrics(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 5)] interval_seconds: i32,
+        #[graphql(default = 5)] interval_seconds: Option<i32>,
     ) -> Result<impl Stream<Item = Result<Arc<NodeMetricsSample>>> + use<>> {
         ctx.auth().admin()?;
-        let interval = service::parse_interval(interval_seconds)?;
+        let interval = service::parse_interval(interval_seconds.unwrap_or(5))?;
         Ok(samples(service::node_metrics_feed(&ctx.state().cluster, interval)?))
     }
 
@@ -125,10 +131,11 @@ impl ClusterSubscription {
         namespace: String,
         pod: String,
         container: Option<String>,
-        #[graphql(default = 50)] tail_lines: i32,
+        #[graphql(default = 50)] tail_lines: Option<i32>,
     ) -> Result<impl Stream<Item = String> + use<>> {
         ctx.auth().admin()?;
-        let req = log_request(&namespace, &pod, container, service::parse_tail_lines(tail_lines, 0)?)?;
+        let tail = service::parse_tail_lines(tail_lines.unwrap_or(50), 0)?;
+        let req = log_request(&namespace, &pod, container, tail)?;
         Ok(service::follow_logs(&ctx.state().cluster, req).await?)
     }
 }

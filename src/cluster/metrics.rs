@@ -15,16 +15,19 @@ pub struct ResourceUsage {
 impl ResourceUsage {
     /// From a `ResourceList` (`{"cpu": "250m", "memory": "64Mi"}`); None unless both parse.
     pub fn from_list(list: &BTreeMap<String, Quantity>) -> Option<Self> {
-        let cpu = parse_quantity(&list.get("cpu")?.0)?;
-        let memory = parse_quantity(&list.get("memory")?.0)?;
-        Some(Self { cpu_millicores: cpu * 1000.0, memory_bytes: memory })
+        let cpu_millicores = parse_scaled(&list.get("cpu")?.0, 3)?;
+        let memory_bytes = parse_quantity(&list.get("memory")?.0)?;
+        Some(Self { cpu_millicores, memory_bytes })
     }
 }
 
 impl std::ops::Add for ResourceUsage {
     type Output = Self;
     fn add(self, o: Self) -> Self {
-        Self { cpu_millicores: self.cpu_millicores + o.cpu_millicores, memory_bytes: self.memory_bytes + o.memory_bytes }
+        Self {
+            cpu_millicores: self.cpu_millicores + o.cpu_millicores,
+            memory_bytes: self.memory_bytes + o.memory_bytes,
+        }
     }
 }
 
@@ -73,6 +76,11 @@ impl PodMetrics {
 /// Parses a Kubernetes quantity (`100m`, `6082165n`, `1.5Gi`, `2e3`, `1E`, ...) into its plain value
 /// (cores for CPU, bytes for memory). None for anything the API server would not accept.
 pub fn parse_quantity(s: &str) -> Option<f64> {
+    parse_scaled(s, 0)
+}
+
+/// `parse_quantity(s) * 10^scale`, computed so that `3800m` at scale 3 is exactly 3800.
+pub fn parse_scaled(s: &str, scale: i32) -> Option<f64> {
     let s = s.trim();
     let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
     let (num, suffix) = s.split_at(num_end);
@@ -80,28 +88,31 @@ pub fn parse_quantity(s: &str) -> Option<f64> {
         return None;
     }
     let value: f64 = num.parse().ok()?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
+    let (binary, decimal): (i32, i32) = match suffix {
+        "" => (0, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        "Ki" => (1, 0),
+        "Mi" => (2, 0),
+        "Gi" => (3, 0),
+        "Ti" => (4, 0),
+        "Pi" => (5, 0),
+        "Ei" => (6, 0),
         // Decimal exponent: `1e3`, `5E-2` (a lone `E` is exa, handled above).
-        exp if exp.starts_with(['e', 'E']) => 10f64.powi(exp[1..].parse::<i32>().ok()?),
+        exp if exp.starts_with(['e', 'E']) => (0, exp[1..].parse::<i32>().ok()?),
         _ => return None,
     };
-    let v = value * multiplier;
+    let value = value * 1024f64.powi(binary);
+    // Dividing by an exact power of ten rounds once; multiplying by 1e-3 would round twice.
+    let exp = decimal.checked_add(scale)?;
+    let v = if exp >= 0 { value * 10f64.powi(exp) } else { value / 10f64.powi(-exp) };
     v.is_finite().then_some(v)
 }
 
@@ -139,6 +150,15 @@ mod tests {
         assert_eq!(q("1G"), 1e9);
         assert_eq!(q("3k"), 3000.0);
         assert_eq!(q("1E"), 1e18);
+    }
+
+    #[test]
+    fn millicores_are_exact() {
+        assert_eq!(parse_scaled("3800m", 3), Some(3800.0));
+        assert_eq!(parse_scaled("3.8", 3), Some(3800.0));
+        assert_eq!(parse_scaled("250m", 3), Some(250.0));
+        assert_eq!(parse_scaled("1500u", 3), Some(1.5));
+        assert_eq!(parse_scaled("6082165n", 3), Some(6.082165));
     }
 
     #[test]

@@ -14,7 +14,9 @@ use k8s_openapi::{
 use kube::api::{Api, ListParams, LogParams};
 
 use super::{
-    Cluster, hub::Tick, kube_error,
+    Cluster,
+    hub::Tick,
+    kube_error,
     metrics::{MetricsList, NodeMetrics, PodMetrics},
     model::{self, Deployment, Ingress, KubeService, Namespace, Node, NodeMetricsSample, Pod, PodMetricsSample},
 };
@@ -154,11 +156,7 @@ pub async fn nodes(cluster: &Cluster) -> AppResult<Vec<Node>> {
 }
 
 #[tracing::instrument(skip_all, err)]
-pub async fn pods(
-    cluster: &Cluster,
-    ns: Option<&NamespaceName>,
-    label_selector: Option<&str>,
-) -> AppResult<Vec<Pod>> {
+pub async fn pods(cluster: &Cluster, ns: Option<&NamespaceName>, label_selector: Option<&str>) -> AppResult<Vec<Pod>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let mut params = ListParams::default();
     if let Some(sel) = label_selector {
@@ -230,13 +228,16 @@ pub async fn follow_logs(cluster: &Cluster, req: LogRequest) -> AppResult<impl S
     let client = &cluster.clients_or_unavailable()?.streams;
     let api: Api<KPod> = Api::namespaced(client.clone(), req.namespace.as_str());
     let reader = api.log_stream(&req.pod, &req.params(true)).await.map_err(kube_error("pod"))?;
-    Ok(reader.lines().into_stream().take_while(|r| {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "log stream ended");
-        }
-        std::future::ready(r.is_ok())
-    })
-    .filter_map(|r| std::future::ready(r.ok())))
+    Ok(reader
+        .lines()
+        .into_stream()
+        .take_while(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "log stream ended");
+            }
+            std::future::ready(r.is_ok())
+        })
+        .filter_map(|r| std::future::ready(r.ok())))
 }
 
 /// Joins (or starts) the shared pod metrics poller for a namespace and interval.

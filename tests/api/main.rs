@@ -5,5 +5,6 @@
 mod support;
 
 mod auth;
+mod cluster;
 mod foundation;
 mod users;

@@ -2,6 +2,7 @@
 //! (SQLite file by default; a new PostgreSQL database when TEST_DATABASE_URL is set).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_k8s;
 pub mod ws;
 
 use std::{sync::Arc, time::Duration};
