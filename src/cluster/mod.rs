@@ -54,14 +54,23 @@ impl Health {
 impl Cluster {
     /// Builds the clients without contacting the API server; never fails the gateway.
     pub async fn connect(settings: &KubeSettings, clock: SharedClock) -> Self {
+        // The detail (paths, contexts) goes to the log; clients only learn that it failed.
         let conn = match Self::load_config(settings).await {
-            Ok(Some(config)) => Self::clients(config, settings),
-            Ok(None) => Err("no cluster is configured".to_string()),
-            Err(e) => Err(e),
+            Ok(Some(config)) => Self::clients(config, settings).map_err(|detail| {
+                tracing::warn!(%detail, "cannot build the Kubernetes client; running without a cluster");
+                "the Kubernetes client could not be built".to_string()
+            }),
+            Ok(None) => {
+                tracing::info!("no Kubernetes cluster configured; cluster fields answer CLUSTER_UNAVAILABLE");
+                Err("no cluster is configured".to_string())
+            }
+            Err(detail) => {
+                tracing::warn!(%detail, "cannot load the Kubernetes configuration; running without a cluster");
+                Err("the cluster configuration could not be loaded".to_string())
+            }
         };
-        match &conn {
-            Ok(c) => tracing::info!(default_namespace = %c.api.default_namespace(), "Kubernetes client configured"),
-            Err(reason) => tracing::warn!(%reason, "running without a Kubernetes cluster"),
+        if let Ok(c) = &conn {
+            tracing::info!(default_namespace = %c.api.default_namespace(), "Kubernetes client configured");
         }
         Self { conn, pod_metrics: Default::default(), node_metrics: Default::default(), clock }
     }
@@ -88,7 +97,13 @@ impl Cluster {
                 kube::Config::from_kubeconfig(&options).await.map(Some).map_err(|e| e.to_string())
             }
             // No kubeconfig and not in a pod is the ordinary "no cluster" case, not an error.
-            KubeSource::Infer => Ok(kube::Config::infer().await.ok()),
+            KubeSource::Infer => match kube::Config::infer().await {
+                Ok(c) => Ok(Some(c)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no kubeconfig and not in a cluster");
+                    Ok(None)
+                }
+            },
         }
     }
 

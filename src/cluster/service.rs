@@ -163,8 +163,14 @@ pub async fn pods(cluster: &Cluster, ns: Option<&NamespaceName>, label_selector:
         params = params.labels(sel);
     }
     let metrics_path = pod_metrics_path(ns);
-    let (pods, usage) =
-        tokio::join!(list(api::<KPod>(client, ns), &params, "pods"), metrics::<PodMetrics>(client, &metrics_path));
+    let pods = async {
+        // A 400 on a list is the API server rejecting the selector: the caller's input.
+        api::<KPod>(client, ns).list(&params).await.map(|l| l.items).map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 400 => AppError::bad_input("labelSelector", s.message.clone()),
+            _ => kube_error("pods")(e),
+        })
+    };
+    let (pods, usage) = tokio::join!(pods, metrics::<PodMetrics>(client, &metrics_path));
     let usage: HashMap<(String, String), PodMetrics> = optional(usage)
         .into_iter()
         .map(|m| ((m.metadata.namespace.clone().unwrap_or_default(), m.metadata.name.clone().unwrap_or_default()), m))

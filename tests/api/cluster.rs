@@ -135,6 +135,10 @@ async fn pods_merge_containers_with_live_usage() {
     let d = app.gql_ok(Some(&admin.token), q, json!({})).await;
     assert_eq!(d["cluster"]["pods"].as_array().unwrap().len(), 6, "all namespaces");
 
+    let v = app.gql(Some(&admin.token), q, json!({ "sel": "=web" })).await;
+    assert_eq!(error_code(&v), "BAD_USER_INPUT");
+    assert_eq!(v["errors"][0]["extensions"]["field"], "labelSelector");
+
     let v = app.gql(Some(&admin.token), q, json!({ "ns": "Not/Valid" })).await;
     assert_eq!(error_code(&v), "BAD_USER_INPUT");
     assert_eq!(v["errors"][0]["extensions"]["field"], "namespace");

@@ -257,6 +257,11 @@ async fn list(State(shared): State<Arc<Shared>>, ns: Option<String>, kind: Kind,
         },
     };
     let selector = q.and_then(|q| q.label_selector).unwrap_or_default();
+    if selector.split(',').any(|t| t.trim().starts_with(['=', '!'])) {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400, "reason": "BadRequest",
+            "message": format!("unable to parse requirement: {selector:?}")});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
     let items: Vec<Value> = items
         .into_iter()
         .filter(|i| ns.as_deref().is_none_or(|ns| i["metadata"]["namespace"] == ns))
