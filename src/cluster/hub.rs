@@ -24,6 +24,8 @@ pub struct Hub<K, T> {
 
 struct Poller<T> {
     tx: broadcast::Sender<Tick<T>>,
+    /// The newest tick, so a late subscriber sees data now rather than after a whole interval.
+    last: Arc<Mutex<Option<Tick<T>>>>,
     subscribers: usize,
     task: AbortHandle,
 }
@@ -40,7 +42,8 @@ where
     T: Send + Sync + 'static,
 {
     /// Joins the poller for `key`, starting it with `fetch` every `period` if none runs. The
-    /// stream ends nothing by itself; dropping it leaves (and stops the poller if it was the last).
+    /// stream starts with the newest sample, never ends by itself, and dropping it leaves (which
+    /// stops the poller if it was the last subscriber).
     pub fn subscribe<F, Fut>(
         &self,
         key: K,
@@ -51,21 +54,28 @@ where
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Tick<T>> + Send + 'static,
     {
-        let mut rx = {
+        let (mut rx, newest) = {
             let mut pollers = self.pollers.lock().unwrap_or_else(PoisonError::into_inner);
             let poller = pollers.entry(key.clone()).or_insert_with(|| {
                 let (tx, _) = broadcast::channel(BACKLOG);
-                let task = tokio::spawn(poll(tx.clone(), period, fetch)).abort_handle();
-                Poller { tx, subscribers: 0, task }
+                let last = Arc::new(Mutex::new(None));
+                let task = tokio::spawn(poll(tx.clone(), last.clone(), period, fetch)).abort_handle();
+                Poller { tx, last, subscribers: 0, task }
             });
             poller.subscribers += 1;
-            poller.tx.subscribe()
+            let newest = poller.last.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            (poller.tx.subscribe(), newest)
         };
         let guard = Leave { pollers: self.pollers.clone(), key: Some(key) };
         async_stream::stream! {
             let _guard = guard;
+            if let Some(tick) = &newest {
+                yield tick.clone();
+            }
             loop {
                 match rx.recv().await {
+                    // The newest tick may also still be on its way through the channel.
+                    Ok(tick) if newest.as_ref().is_some_and(|n| same(n, &tick)) => {}
                     Ok(tick) => yield tick,
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         tracing::debug!(skipped, "slow subscriber skipped samples");
@@ -82,7 +92,14 @@ where
     }
 }
 
-async fn poll<T, F, Fut>(tx: broadcast::Sender<Tick<T>>, period: Duration, fetch: F)
+fn same<T>(a: &Tick<T>, b: &Tick<T>) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+async fn poll<T, F, Fut>(tx: broadcast::Sender<Tick<T>>, last: Arc<Mutex<Option<Tick<T>>>>, period: Duration, fetch: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Tick<T>>,
@@ -92,8 +109,10 @@ where
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         interval.tick().await;
+        let tick = fetch().await;
+        *last.lock().unwrap_or_else(PoisonError::into_inner) = Some(tick.clone());
         // Nobody listening is not an error: the last subscriber is just leaving.
-        let _ = tx.send(fetch().await);
+        let _ = tx.send(tick);
     }
 }
 
@@ -164,6 +183,18 @@ mod tests {
         }
         let first_seen = *slow.next().await.unwrap().unwrap();
         assert!(first_seen > 10 - BACKLOG - 1, "old samples were dropped, got {first_seen}");
+    }
+
+    #[tokio::test]
+    async fn a_late_subscriber_starts_with_the_newest_sample() {
+        let hub: Hub<&str, usize> = Hub::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut first = Box::pin(hub.subscribe("a", Duration::from_secs(60), counting(calls.clone())));
+        assert_eq!(*first.next().await.unwrap().unwrap(), 1);
+        let mut late = Box::pin(hub.subscribe("a", Duration::from_secs(60), counting(calls.clone())));
+        let got = tokio::time::timeout(TICK, late.next()).await.expect("no wait for the next tick");
+        assert_eq!(*got.unwrap().unwrap(), 1);
+        assert!(tokio::time::timeout(TICK * 3, late.next()).await.is_err(), "not delivered twice");
     }
 
     #[tokio::test]
