@@ -15,7 +15,7 @@ use std::{
     collections::HashSet,
     process::Stdio,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -69,66 +69,96 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 #[derive(Default)]
-struct Collected {
-    /// Tick-to-client latency in milliseconds, while recording.
-    latencies: Mutex<Vec<f64>>,
-    ticks: Mutex<HashSet<String>>,
+struct Shared {
     recording: std::sync::atomic::AtomicBool,
     subscribed: AtomicUsize,
     errors: AtomicUsize,
 }
 
-async fn subscriber(ws_url: String, token: String, out: Arc<Collected>, stop: tokio::sync::watch::Receiver<bool>) {
+/// What one client saw while recording: tick-to-client latencies (ms) and tick timestamps.
+#[derive(Default)]
+struct Seen {
+    latencies: Vec<f64>,
+    ticks: HashSet<String>,
+}
+
+/// The sample's tick timestamp, found without building a JSON tree: the client must stay cheap
+/// next to the gateway it measures (both share the machine).
+fn tick_of(text: &str) -> Option<&str> {
+    let start = text.find("\"timestamp\":\"")? + "\"timestamp\":\"".len();
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
+}
+
+async fn subscriber(
+    ws_url: String,
+    token: String,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Seen {
+    let mut seen = Seen::default();
     let mut req = ws_url.into_client_request().unwrap();
     req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
     let Ok((mut ws, _)) = tokio_tungstenite::connect_async(req).await else {
-        out.errors.fetch_add(1, Ordering::Relaxed);
-        return;
+        shared.errors.fetch_add(1, Ordering::Relaxed);
+        return seen;
     };
     let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
     let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": QUERY } });
     if ws.send(Message::text(init.to_string())).await.is_err() || ws.send(Message::text(sub.to_string())).await.is_err()
     {
-        out.errors.fetch_add(1, Ordering::Relaxed);
-        return;
+        shared.errors.fetch_add(1, Ordering::Relaxed);
+        return seen;
     }
     let mut counted = false;
-    let mut stop = stop;
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
             _ = stop.changed() => break,
         };
-        let Some(Ok(Message::Text(text))) = msg else {
-            if matches!(msg, Some(Ok(_))) {
-                continue;
+        let text = match msg {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
+            _ => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                return seen;
             }
-            out.errors.fetch_add(1, Ordering::Relaxed);
-            return;
         };
         let received = chrono::Utc::now();
-        let v: Value = serde_json::from_str(&text).unwrap_or_default();
-        if v["type"] != "next" {
+        if !text.starts_with("{\"type\":\"next\"") && !text.contains("\"type\":\"next\"") {
             continue;
         }
-        if !counted {
-            counted = true;
-            out.subscribed.fetch_add(1, Ordering::Relaxed);
-        }
-        if !out.recording.load(Ordering::Relaxed) {
-            continue;
-        }
-        let Some(stamp) = v["payload"]["data"]["podMetrics"]["timestamp"].as_str() else {
-            out.errors.fetch_add(1, Ordering::Relaxed);
+        let Some(stamp) = tick_of(&text) else {
+            shared.errors.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        if !counted {
+            counted = true;
+            shared.subscribed.fetch_add(1, Ordering::Relaxed);
+        }
+        if !shared.recording.load(Ordering::Relaxed) {
+            continue;
+        }
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(stamp) {
             let ms = (received - t.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-            out.latencies.lock().unwrap().push(ms);
-            out.ticks.lock().unwrap().insert(stamp.to_string());
+            seen.latencies.push(ms);
+            if !seen.ticks.contains(stamp) {
+                seen.ticks.insert(stamp.to_string());
+            }
         }
     }
     let _ = ws.close(None).await;
+    seen
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name; 100 Hz.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn run(n: usize, args: &Args) -> String {
@@ -174,7 +204,7 @@ async fn run(n: usize, args: &Args) -> String {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_kib(pid);
 
-    let out = Arc::new(Collected::default());
+    let out = Arc::new(Shared::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ws_url = format!("ws://127.0.0.1:{port}/graphql");
     let connect_started = std::time::Instant::now();
@@ -197,24 +227,31 @@ async fn run(n: usize, args: &Args) -> String {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let hits_before = fake.hits(METRICS_PATH);
+    let cpu_before = cpu_secs(pid);
     out.recording.store(true, Ordering::Relaxed);
     tokio::time::sleep(args.measure).await;
     out.recording.store(false, Ordering::Relaxed);
     let hits = fake.hits(METRICS_PATH) - hits_before;
+    let gateway_cpu = cpu_secs(pid) - cpu_before;
     let rss_after = rss_kib(pid);
 
     let _ = stop_tx.send(true);
+    let mut lat = Vec::new();
+    let mut all_ticks = HashSet::new();
     for t in tasks {
-        let _ = t.await;
+        if let Ok(seen) = t.await {
+            lat.extend(seen.latencies);
+            all_ticks.extend(seen.ticks);
+        }
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let hits_after_leaving = fake.hits(METRICS_PATH);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let poller_stopped = fake.hits(METRICS_PATH) == hits_after_leaving;
 
-    let mut lat = std::mem::take(&mut *out.latencies.lock().unwrap());
     lat.sort_by(|a, b| a.total_cmp(b));
-    let ticks = out.ticks.lock().unwrap().len();
+    let ticks = all_ticks.len();
+    let cpu_us_per_sample = gateway_cpu * 1e6 / lat.len().max(1) as f64;
     let expected = connected * ticks;
     let _ = gateway.kill().await;
     for suffix in ["", "-wal", "-shm"] {
@@ -223,7 +260,7 @@ async fn run(n: usize, args: &Args) -> String {
     let per_sub = (rss_after.saturating_sub(rss_before)) as f64 / connected.max(1) as f64;
     let stopped = if poller_stopped { "yes" } else { "NO" };
     format!(
-        "| {n} | {connected} ({connect_secs:.1} s) | {ticks} | {hits} | {:.2} | {} / {} | {:.1} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {per_sub:.1} | {stopped} |",
+        "| {n} | {connected} ({connect_secs:.1} s) | {ticks} | {hits} | {:.2} | {} / {} | {:.1} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {per_sub:.1} | {cpu_us_per_sample:.0} | {stopped} |",
         hits as f64 / ticks.max(1) as f64,
         lat.len(),
         expected,
@@ -241,9 +278,9 @@ async fn main() {
     minispod_gateway::app::init_crypto();
     let args = args();
     println!(
-        "| subscribers | subscribed (time) | ticks | upstream requests | requests/tick | samples received / expected | p50 ms | p99 ms | max ms | errors | RSS before MiB | RSS after MiB | RSS KiB/subscriber | poller stopped after |"
+        "| subscribers | subscribed (time) | ticks | upstream requests | requests/tick | samples received / expected | p50 ms | p99 ms | max ms | errors | RSS before MiB | RSS after MiB | RSS KiB/subscriber | gateway CPU µs/sample | poller stopped after |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &args.subscribers {
         println!("{}", run(n, &args).await);
     }

@@ -184,6 +184,8 @@ pub async fn graphql_post(
     execute(&state, &schema, &headers, peer, req.into_inner(), false).await
 }
 
+const WS_BUFFER_BYTES: usize = 4 * 1024;
+
 /// GET serves queries from the URL, or upgrades to a GraphQL WebSocket.
 pub async fn graphql_get(
     State((state, schema)): State<(AppState, AppSchema)>,
@@ -204,7 +206,12 @@ pub async fn graphql_get(
             Err(e) => return e.into_response(),
         };
         let ip = client_ip(&state, &headers, peer);
+        // Per-connection buffers dominate the memory of idle subscribers: the 128 KiB defaults
+        // cost ~130 KiB each, while client messages are tiny and samples go out one by one.
         return ws
+            .read_buffer_size(WS_BUFFER_BYTES)
+            .write_buffer_size(WS_BUFFER_BYTES)
+            .max_message_size(state.config.graphql.max_body_bytes)
             .protocols(ALL_WEBSOCKET_PROTOCOLS)
             .on_upgrade(move |socket| {
                 GraphQLWebSocket::new(socket, schema, protocol)
