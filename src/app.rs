@@ -22,6 +22,7 @@ use crate::{
     billing::hub::WalletHub,
     catalog::cache::CatalogCache,
     clock::{SharedClock, SystemClock},
+    cluster::Cluster,
     config::Config,
     db::Db,
     graphql::{self, AppSchema},
@@ -58,6 +59,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
     let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
     let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
     let catalog_cache = CatalogCache::start(&db).await.context("cannot start the catalog cache")?;
+    // Never fails: without a reachable cluster only the cluster fields are unavailable.
+    let cluster = Cluster::connect(&config.kube, clock.clone()).await;
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -67,6 +70,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         midtrans,
         wallet_hub,
         catalog_cache,
+        cluster: Arc::new(cluster),
     })
 }
 
@@ -147,10 +151,16 @@ fn router(state: AppState, schema: AppSchema) -> Router {
     router
 }
 
+/// Ready means the database answers. The cluster is reported beside it but never fails
+/// readiness: the gateway serves everything else without it.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db_ok = tokio::time::timeout(Duration::from_secs(3), state.db.ping()).await.is_ok_and(|r| r.is_ok());
+    let db = async { tokio::time::timeout(Duration::from_secs(3), state.db.ping()).await.is_ok_and(|r| r.is_ok()) };
+    let (db_ok, cluster) = tokio::join!(db, state.cluster.health(Duration::from_secs(2)));
     let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = serde_json::json!({ "database": if db_ok { "ok" } else { "unavailable" } });
+    let body = serde_json::json!({
+        "database": if db_ok { "ok" } else { "unavailable" },
+        "cluster": cluster.as_str(),
+    });
     (status, Json(body))
 }
 

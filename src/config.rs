@@ -1,6 +1,6 @@
 //! The one configuration struct. It is the only place that reads the environment; everything
 //! else receives a `Config` (tests build one directly).
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 /// A secret that never shows up in `Debug` output or logs.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -52,6 +52,7 @@ pub struct Config {
     pub payment_reconcile_interval: Option<Duration>,
     /// PENDING top-ups younger than this are left to the webhook.
     pub payment_reconcile_after: Duration,
+    pub kube: KubeSettings,
 }
 
 pub const MIDTRANS_SANDBOX_SNAP_URL: &str = "https://app.sandbox.midtrans.com/snap/v1";
@@ -91,6 +92,27 @@ impl Default for MidtransConfig {
             timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Where the Kubernetes client configuration comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KubeSource {
+    /// The standard discovery: `KUBECONFIG`, `~/.kube/config`, then the in-cluster service account.
+    Infer,
+    /// This kubeconfig file only (tests and the fake cluster point here).
+    Kubeconfig(PathBuf),
+    /// No cluster: cluster fields answer CLUSTER_UNAVAILABLE.
+    Disabled,
+}
+
+#[derive(Clone, Debug)]
+pub struct KubeSettings {
+    pub source: KubeSource,
+    /// Kubeconfig context to use instead of the current one.
+    pub context: Option<String>,
+    pub connect_timeout: Duration,
+    /// Per-read timeout of ordinary requests; log follow streams have none (they idle by design).
+    pub read_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +168,12 @@ impl Default for Config {
             midtrans: MidtransConfig::default(),
             payment_reconcile_interval: Some(Duration::from_secs(60)),
             payment_reconcile_after: Duration::from_secs(5 * 60),
+            kube: KubeSettings {
+                source: KubeSource::Infer,
+                context: None,
+                connect_timeout: Duration::from_secs(5),
+                read_timeout: Duration::from_secs(15),
+            },
         }
     }
 }
@@ -255,6 +283,29 @@ impl Config {
             };
         }
         read_midtrans(&get, &mut c)?;
+        if let Some(v) = get("MINISPOD_KUBE") {
+            c.kube.source = match v.trim() {
+                "infer" => KubeSource::Infer,
+                "off" | "disabled" | "none" => KubeSource::Disabled,
+                _ => return Err(ConfigError { var: "MINISPOD_KUBE", reason: "must be infer or off".into() }),
+            };
+        }
+        // An explicit file wins over discovery, but `MINISPOD_KUBE=off` wins over everything.
+        if let Some(v) = get("MINISPOD_KUBECONFIG")
+            && c.kube.source != KubeSource::Disabled
+        {
+            c.kube.source = KubeSource::Kubeconfig(PathBuf::from(v));
+        }
+        if let Some(v) = get("KUBE_CONTEXT") {
+            c.kube.context = Some(v.trim().to_string());
+        }
+        if let Some(v) = get("MINISPOD_KUBE_CONNECT_TIMEOUT_SECS") {
+            c.kube.connect_timeout =
+                Duration::from_secs(parse_range("MINISPOD_KUBE_CONNECT_TIMEOUT_SECS", &v, 1, 120)?);
+        }
+        if let Some(v) = get("MINISPOD_KUBE_READ_TIMEOUT_SECS") {
+            c.kube.read_timeout = Duration::from_secs(parse_range("MINISPOD_KUBE_READ_TIMEOUT_SECS", &v, 1, 600)?);
+        }
         Ok(c)
     }
 
@@ -378,6 +429,17 @@ mod tests {
         assert_eq!(c.midtrans.snap_url, "http://127.0.0.1:9/snap/v1");
         assert!(c.payment_reconcile_interval.is_none());
         assert_eq!(cfg(&[("MIDTRANS_API_URL", "ftp://x")]).unwrap_err().var, "MIDTRANS_API_URL");
+    }
+
+    #[test]
+    fn kube_source() {
+        assert_eq!(cfg(&[]).unwrap().kube.source, KubeSource::Infer);
+        let c = cfg(&[("MINISPOD_KUBECONFIG", "/tmp/k"), ("KUBE_CONTEXT", "prod")]).unwrap();
+        assert_eq!(c.kube.source, KubeSource::Kubeconfig("/tmp/k".into()));
+        assert_eq!(c.kube.context.as_deref(), Some("prod"));
+        let c = cfg(&[("MINISPOD_KUBE", "off"), ("MINISPOD_KUBECONFIG", "/tmp/k")]).unwrap();
+        assert_eq!(c.kube.source, KubeSource::Disabled);
+        assert_eq!(cfg(&[("MINISPOD_KUBE", "maybe")]).unwrap_err().var, "MINISPOD_KUBE");
     }
 
     #[test]

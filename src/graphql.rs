@@ -27,6 +27,7 @@ pub struct QueryRoot(
     crate::billing::graphql::WalletQuery,
     crate::subscriptions::graphql::SubscriptionQuery,
     crate::instances::graphql::InstanceQuery,
+    crate::cluster::graphql::ClusterQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -40,7 +41,7 @@ pub struct MutationRoot(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(crate::billing::graphql::WalletSubscription);
+pub struct SubscriptionRoot(crate::billing::graphql::WalletSubscription, crate::cluster::graphql::ClusterSubscription);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -287,6 +288,8 @@ pub async fn graphql_post(
     execute(&state, &schema, &headers, peer, req.into_inner(), false).await
 }
 
+const WS_BUFFER_BYTES: usize = 4 * 1024;
+
 /// GET serves queries from the URL, or upgrades to a GraphQL WebSocket.
 pub async fn graphql_get(
     State((state, schema)): State<(AppState, AppSchema)>,
@@ -307,7 +310,12 @@ pub async fn graphql_get(
             Err(e) => return e.into_response(),
         };
         let ip = client_ip(&state, &headers, peer);
+        // Per-connection buffers dominate the memory of idle subscribers: the 128 KiB defaults
+        // cost ~130 KiB each, while client messages are tiny and samples go out one by one.
         return ws
+            .read_buffer_size(WS_BUFFER_BYTES)
+            .write_buffer_size(WS_BUFFER_BYTES)
+            .max_message_size(state.config.graphql.max_body_bytes)
             .protocols(ALL_WEBSOCKET_PROTOCOLS)
             .on_upgrade(move |socket| {
                 GraphQLWebSocket::new(socket, schema, protocol)

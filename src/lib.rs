@@ -4,6 +4,7 @@ pub mod auth;
 pub mod billing;
 pub mod catalog;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

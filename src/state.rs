@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::AuthCore, billing::hub::WalletHub, clock::SharedClock, config::Config, db::Db,
+    auth::AuthCore, billing::hub::WalletHub, clock::SharedClock, cluster::Cluster, config::Config, db::Db,
     payments::midtrans::MidtransClient,
 };
 
@@ -19,6 +19,8 @@ pub struct AppState {
     pub wallet_hub: WalletHub,
     /// Public catalog answers, invalidated by every committed catalog or quota change.
     pub catalog_cache: Arc<crate::catalog::cache::CatalogCache>,
+    /// The Kubernetes cluster (possibly absent) and its shared metric pollers.
+    pub cluster: Arc<Cluster>,
 }
 
 impl AppState {

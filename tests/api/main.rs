@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod catalog;
+mod cluster;
 mod foundation;
 mod subscriptions;
 mod topups;

@@ -2,6 +2,7 @@
 //! (SQLite file by default; a new PostgreSQL database when TEST_DATABASE_URL is set).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_k8s;
 pub mod fake_midtrans;
 pub mod ws;
 
@@ -10,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use minispod_gateway::{
     app::App,
     clock::OffsetClock,
-    config::{Config, SecretString},
+    config::{Config, KubeSource, SecretString},
 };
 use serde_json::{Value, json};
 
@@ -107,6 +108,8 @@ pub fn test_config(database_url: &str) -> Config {
     c.midtrans.snap_url = "http://127.0.0.1:9/snap/v1".into();
     c.midtrans.api_url = "http://127.0.0.1:9".into();
     c.payment_reconcile_interval = None;
+    // Tests never discover a developer's real cluster; cluster tests point at the fake one.
+    c.kube.source = KubeSource::Disabled;
     c
 }
 
