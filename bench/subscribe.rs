@@ -1,0 +1,194 @@
+//! Benchmark: `subscribe` throughput on PostgreSQL under N concurrent users (default 32).
+//!
+//! Each user loops `subscribe(plan)` → `cancelSubscription` for the given time, so every
+//! subscribe runs the whole use case: plan check, partial unique index, conditional quota
+//! update, ledger debit, instance row, history, commit, cache bump. At the end the books are
+//! checked: every balance equals credit − charges, and the plan's used quota equals the live
+//! subscriptions (zero).
+//!
+//! `cargo bench --bench subscribe` (knobs: BENCH_DATABASE_URL, BENCH_USERS=32, BENCH_SECONDS=10)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use minispod_gateway::{
+    app::{App, init_crypto},
+    billing::{
+        TransactionType,
+        service::{self as ledger, Entry},
+    },
+    catalog::{
+        PlanType,
+        input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput},
+        service as catalog,
+    },
+    clock::SystemClock,
+    config::{Config, SecretString},
+    users::{
+        Email, Name, Role,
+        service::{self as users, NewUser},
+    },
+};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+const PRICE: i64 = 1_000;
+const CREDIT: i64 = 100_000_000;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_crypto();
+    let admin_url = std::env::var("BENCH_DATABASE_URL").unwrap_or("postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("minispod_bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(admin_url.as_str()).await?;
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url).to_string();
+    let result = run(format!("{base}/{name}"), env_or("BENCH_USERS", 32), env_or("BENCH_SECONDS", 10)).await;
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
+    result
+}
+
+async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> {
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: url,
+        jwt_secret: Some(SecretString::new("bench-secret-0123456789abcdef0123456789")),
+        admin_password: Some(SecretString::new("bench-password")),
+        seed_demo: false,
+        payment_reconcile_interval: None,
+        ..Default::default()
+    };
+    let app = App::build_with_clock(config, Arc::new(SystemClock)).await?;
+    let state = app.state.clone();
+    let base = format!("http://{}/graphql", app.addr);
+    tokio::spawn(app.run(std::future::pending()));
+
+    // Setup (not measured): one paid plan with room for everyone, users with credit and tokens.
+    let cat = catalog::create_category(
+        &state,
+        CreateCategoryInput { name: "Bench".into(), slug: "bench".into(), description: None, sort_order: 0 },
+    )
+    .await?;
+    let svc = catalog::create_service(
+        &state,
+        CreateServiceInput {
+            category_id: async_graphql::ID(cat.id.to_string()),
+            name: "Bench app".into(),
+            slug: "bench-app".into(),
+            description: None,
+            long_description: None,
+            icon: None,
+            version: "1".into(),
+            docker_image: "nginx:1".into(),
+            default_port: 80,
+            env_template: None,
+            tags: vec![],
+            documentation: None,
+            is_active: true,
+            is_public: true,
+            is_featured: false,
+            sort_order: 0,
+        },
+    )
+    .await?;
+    let plan = catalog::create_plan(
+        &state,
+        svc.id,
+        CreatePlanInput {
+            name: "Basic".into(),
+            plan_type: PlanType::Basic,
+            description: None,
+            monthly_price: PRICE,
+            cpu_milli: 250,
+            memory_mb: 256,
+            storage_gb: 1,
+            bandwidth_gb: 10,
+            total_quota: 1_000_000,
+            features: vec![],
+            max_instances_per_user: 1,
+            is_active: true,
+            is_popular: false,
+            sort_order: 0,
+        },
+    )
+    .await?;
+    let mut tokens = vec![];
+    for i in 0..users_n {
+        let input = NewUser {
+            name: Name::parse(&format!("Bench {i}"))?,
+            email: Email::parse(&format!("bench{i}@example.com"))?,
+            password_hash: "not-a-login".into(),
+            phone: None,
+            role: Role::User,
+        };
+        let user = users::create_user(&state, input, &state.db.conn).await?;
+        let tx = state.db.begin().await?;
+        ledger::credit(&*tx, Entry::new(user.id, TransactionType::AdminAdjustment, CREDIT, "bench credit"), state.now()).await?;
+        tx.commit().await?;
+        let t = state.auth.keys.issue(user.id, Role::User, 0, state.now(), Duration::from_secs(3600))?;
+        tokens.push((user.id, t.token));
+    }
+
+    let http = reqwest::Client::builder().pool_max_idle_per_host(users_n).build()?;
+    let subscribe = json!({ "query": "mutation($p: ID!) { subscribe(input: { planId: $p }) { id } }", "variables": { "p": plan.id.to_string() } });
+    let deadline = Instant::now() + Duration::from_secs(seconds as u64);
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for (_, token) in &tokens {
+        let (http, token, base, subscribe) = (http.clone(), token.clone(), base.clone(), subscribe.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut failures) = (vec![], 0usize);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let v: Value = http.post(&base).bearer_auth(&token).json(&subscribe).send().await?.json().await?;
+                latencies.push(t.elapsed());
+                let Some(id) = v["data"]["subscribe"]["id"].as_str() else {
+                    failures += 1;
+                    continue;
+                };
+                let cancel = json!({ "query": "mutation($id: ID!) { cancelSubscription(id: $id) { id } }", "variables": { "id": id } });
+                let c: Value = http.post(&base).bearer_auth(&token).json(&cancel).send().await?.json().await?;
+                if c.get("errors").is_some() {
+                    failures += 1;
+                }
+            }
+            anyhow::Ok((latencies, failures))
+        }));
+    }
+    let (mut all, mut failures) = (vec![], 0);
+    for t in tasks {
+        let (l, f) = t.await??;
+        all.extend(l);
+        failures += f;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+
+    // The books: every user paid PRICE per subscribe; no slot is held after the last cancel.
+    let mut charged = 0;
+    for (id, _) in &tokens {
+        let u = users::get(&state.db.conn, *id).await?;
+        assert_eq!(u.balance + u.total_spent, CREDIT, "user {id}: balance + spent = credit");
+        charged += u.total_spent / PRICE;
+    }
+    let plan_now = catalog::all_plans_of(&state.db.conn, svc.id).await?;
+    assert_eq!(plan_now[0].used_quota, 0, "quota released by every cancel");
+    assert_eq!(charged as usize, all.len() - failures, "one charge per successful subscribe");
+    println!(
+        "subscribe on PostgreSQL, {users_n} concurrent users, {elapsed:.1} s: {} subscribes ({:.0}/s, plus as many cancels), \
+         p50 {:.1} ms, p99 {:.1} ms, failures {failures}; books checked",
+        all.len(),
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+    );
+    Ok(())
+}
