@@ -130,7 +130,12 @@ async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> 
         };
         let user = users::create_user(&state, input, &state.db.conn).await?;
         let tx = state.db.begin().await?;
-        ledger::credit(&*tx, Entry::new(user.id, TransactionType::AdminAdjustment, CREDIT, "bench credit"), state.now()).await?;
+        ledger::credit(
+            &*tx,
+            Entry::new(user.id, TransactionType::AdminAdjustment, CREDIT, "bench credit"),
+            state.now(),
+        )
+        .await?;
         tx.commit().await?;
         let t = state.auth.keys.issue(user.id, Role::User, 0, state.now(), Duration::from_secs(3600))?;
         tokens.push((user.id, t.token));

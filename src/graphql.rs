@@ -349,14 +349,31 @@ async fn ws_init(state: AppState, ip: ClientIp, payload: serde_json::Value) -> a
     Ok(data)
 }
 
+/// GraphiQL sends its headers tab with HTTP requests but not in the WebSocket `connection_init`
+/// payload, so subscriptions could not authenticate. This wraps its fetcher factory: one
+/// fetcher per distinct headers value, whose WebSocket client sends those headers at init.
+const GRAPHIQL_WS_HEADERS: &str = r#"
+      const minispodCreateFetcher = GraphiQL.createFetcher;
+      GraphiQL.createFetcher = (options) => {
+        const byHeaders = {};
+        return (params, opts) => {
+          const headers = (opts && opts.headers) || {};
+          const key = JSON.stringify(headers);
+          if (!byHeaders[key]) {
+            byHeaders[key] = minispodCreateFetcher({ ...options, wsConnectionParams: { ...(options.wsConnectionParams || {}), ...headers } });
+          }
+          return byHeaders[key](params, opts);
+        };
+      };
+      ReactDOM.createRoot("#;
+
 pub async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("MinisPod Gateway")
-            .finish(),
-    )
+    let page = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql")
+        .title("MinisPod Gateway")
+        .finish();
+    Html(page.replacen("ReactDOM.createRoot(", GRAPHIQL_WS_HEADERS.trim_start(), 1))
 }
 
 pub async fn not_found() -> impl IntoResponse {

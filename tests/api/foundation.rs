@@ -17,6 +17,8 @@ async fn health_ready_and_graphiql() {
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["database"], "ok");
     let page = app.http.get(format!("{}/graphiql", app.url)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("graphiql"), "GraphiQL page served");
+    // Subscriptions from GraphiQL send the headers tab in connection_init.
+    assert!(page.contains("minispodCreateFetcher") && page.contains("ReactDOM.createRoot("), "fetcher wrapped");
     let root = app.http.get(format!("{}/", app.url)).send().await.unwrap();
     assert!(root.text().await.unwrap().contains("graphiql"), "GET / reaches GraphiQL");
     let r = app.http.get(format!("{}/nope", app.url)).send().await.unwrap();
