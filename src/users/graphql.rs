@@ -1,6 +1,7 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
 use super::{Name, Phone, Role, entity as users, service};
+use crate::subscriptions::{SubscriptionStatus, graphql::Subscription};
 use crate::{
     graphql::ContextExt,
     pagination::{Conn, PageArgs, connection, parse_id},
@@ -36,14 +37,26 @@ impl User {
     }
     /// Owner or administrator only.
     async fn wallet(&self, ctx: &Context<'_>) -> Result<crate::billing::graphql::Wallet> {
+        self.owner_or_admin(ctx, "a wallet")?;
+        Ok(crate::billing::graphql::Wallet(self.0.clone()))
+    }
+    /// Owner or administrator only; newest first.
+    async fn subscriptions(&self, ctx: &Context<'_>, status: Option<SubscriptionStatus>) -> Result<Vec<Subscription>> {
+        self.owner_or_admin(ctx, "subscriptions")?;
+        let rows = crate::subscriptions::service::list_own(&ctx.state().db.conn, self.0.id, status).await?;
+        Ok(rows.into_iter().map(Subscription).collect())
+    }
+}
+
+impl User {
+    fn owner_or_admin(&self, ctx: &Context<'_>, what: &str) -> crate::error::AppResult<()> {
         let viewer = ctx.auth().viewer()?;
         if viewer.id != self.0.id && !viewer.is_admin() {
-            return Err(crate::error::AppError::Forbidden(
-                "only the owner or an administrator can see a wallet".into(),
-            )
-            .into());
+            return Err(crate::error::AppError::Forbidden(format!(
+                "only the owner or an administrator can see {what}"
+            )));
         }
-        Ok(crate::billing::graphql::Wallet(self.0.clone()))
+        Ok(())
     }
 }
 

@@ -225,6 +225,9 @@ async fn without_a_cluster_only_cluster_fields_fail() {
     let v = app.gql(Some(&admin.token), "{ me { email } cluster { nodes { name } } }", json!({})).await;
     assert_eq!(error_code(&v), "CLUSTER_UNAVAILABLE");
     assert_eq!(v["data"]["me"]["email"], admin.email, "the rest of the API still answers");
+    minispod_gateway::seed::seed_catalog(&app.state).await.unwrap();
+    let c = app.gql_ok(None, "{ categories { slug services { slug } } }", json!({})).await;
+    assert_eq!(c["categories"].as_array().unwrap().len(), 3, "the catalog still answers");
     let r = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({ "database": "ok", "cluster": "not_configured" }));
@@ -249,6 +252,7 @@ async fn an_unreachable_api_server_fails_fast_and_only_cluster_fields() {
     assert_eq!(error_code(&v), "CLUSTER_UNAVAILABLE");
     assert_eq!(v["data"]["me"]["email"], admin.email);
     assert!(started.elapsed() < Duration::from_secs(10), "bounded by the timeouts");
+    app.gql_ok(None, "{ categories { slug } services { totalCount } }", json!({})).await;
     let msg = v["errors"][0]["message"].as_str().unwrap();
     assert!(!msg.contains("127.0.0.1"), "no internal detail in the message: {msg}");
     let r = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap();

@@ -277,6 +277,12 @@ async fn others_subscriptions_are_not_found() {
         ),
         "NOT_FOUND"
     );
+    // User.subscriptions: the owner and admins only.
+    let q_user = "query($u: ID!) { user(id: $u) { subscriptions(status: ACTIVE) { id } } }";
+    let v = f.app.gql_ok(Some(&f.admin.token), q_user, json!({ "u": owner.user_id })).await;
+    assert_eq!(v["user"]["subscriptions"][0]["id"], id.as_str());
+    let me = f.app.gql_ok(Some(&owner.token), "{ me { subscriptions { id } } }", json!({})).await;
+    assert_eq!(me["me"]["subscriptions"][0]["id"], id.as_str());
     // The admin sees it; allSubscriptions is admin-only.
     f.app.gql_ok(Some(&f.admin.token), q, json!({ "id": id })).await;
     let all = f
