@@ -9,6 +9,9 @@
 //! `cargo bench --bench subscribe` (knobs: BENCH_DATABASE_URL, BENCH_USERS=32, BENCH_SECONDS=10)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -32,27 +35,16 @@ use minispod_gateway::{
         service::{self as users, NewUser},
     },
 };
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
+use support::env_or;
 
 const PRICE: i64 = 1_000;
 const CREDIT: i64 = 100_000_000;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_crypto();
-    let admin_url = std::env::var("BENCH_DATABASE_URL").unwrap_or("postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("minispod_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = sea_orm::Database::connect(admin_url.as_str()).await?;
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url).to_string();
-    let result = run(format!("{base}/{name}"), env_or("BENCH_USERS", 32), env_or("BENCH_SECONDS", 10)).await;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
-    result
+    support::with_fresh_database(|url| run(url, env_or("BENCH_USERS", 32), env_or("BENCH_SECONDS", 10))).await
 }
 
 async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> {

@@ -4,6 +4,9 @@
 //! `cargo bench --profile dev --bench webhooks` (see bench/README.md for the knobs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::{
     sync::{
         Arc,
@@ -23,31 +26,20 @@ use minispod_gateway::{
         service::{self as users, NewUser},
     },
 };
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::{ActiveModelTrait, Set};
 use serde_json::json;
+use support::env_or;
 
 const KEY: &str = "SB-Mid-server-bench";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_crypto();
-    let admin_url = std::env::var("BENCH_DATABASE_URL").unwrap_or("postgres://postgres@127.0.0.1:5432/test".into());
     let orders = env_or("BENCH_ORDERS", 2_000);
     let users_n = env_or("BENCH_USERS", 50);
     let concurrency = env_or("BENCH_CONCURRENCY", 32);
     let deliveries = env_or("BENCH_DELIVERIES", 2); // each settlement is sent this many times
-
-    let name = format!("minispod_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = sea_orm::Database::connect(admin_url.as_str()).await?;
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url).to_string();
-    let result = run(format!("{base}/{name}"), orders, users_n, concurrency, deliveries).await;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
-    result
+    support::with_fresh_database(|url| run(url, orders, users_n, concurrency, deliveries)).await
 }
 
 async fn run(url: String, orders: usize, users_n: usize, concurrency: usize, deliveries: usize) -> anyhow::Result<()> {

@@ -73,6 +73,23 @@ async fn record(
     Ok(())
 }
 
+/// Debits the owner for `sub` (nothing for a zero amount); returns the ledger entry's id.
+async fn charge(
+    db: &impl ConnectionTrait,
+    sub: &subscription::Model,
+    kind: TransactionType,
+    amount: i64,
+    description: String,
+    now: DateTime<Utc>,
+) -> AppResult<Option<i64>> {
+    if amount <= 0 {
+        return Ok(None);
+    }
+    let mut entry = Entry::new(sub.user_id, kind, amount, description);
+    entry.subscription_id = Some(sub.id);
+    Ok(Some(ledger::debit(db, entry, false, now).await?.id))
+}
+
 /// Tells the owner's walletUpdates subscribers about a committed ledger entry.
 async fn announce(state: &AppState, user_id: i64, transaction_id: Option<i64>) {
     if let Some(t) = transaction_id {
@@ -206,17 +223,8 @@ async fn subscribe_once(
     if !take_slot(&*tx, plan.id).await? {
         return Err(AppError::QuotaExhausted(format!("the {} plan of {} is full", plan.name, service.name)));
     }
-    let mut charged = None;
-    if plan.monthly_price > 0 {
-        let mut entry = Entry::new(
-            viewer.id,
-            TransactionType::Subscription,
-            plan.monthly_price,
-            format!("Subscription to {} - {} plan", service.name, plan.name),
-        );
-        entry.subscription_id = Some(sub.id);
-        charged = Some(ledger::debit(&*tx, entry, false, now).await?.id);
-    }
+    let description = format!("Subscription to {} - {} plan", service.name, plan.name);
+    let charged = charge(&*tx, &sub, TransactionType::Subscription, plan.monthly_price, description, now).await?;
     let name = instance_name.unwrap_or_else(|| instances::dns_slug(&service.slug, 30));
     let subdomain = format!("{}-{}", instances::dns_slug(&name, 40), hex::encode(rand::random::<[u8; 4]>()));
     instance::ActiveModel {
@@ -378,22 +386,9 @@ pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) ->
         return Err(AppError::QuotaExhausted(format!("the {} plan is full", target.name)));
     }
     release_slot(&*tx, current.id).await?;
-    let mut charged = None;
-    if cost > 0 {
-        let mut entry = Entry::new(
-            viewer.id,
-            TransactionType::Upgrade,
-            cost,
-            format!(
-                "Upgrade from {} to {} (prorated to {})",
-                current.name,
-                target.name,
-                sub.period_end.format("%Y-%m-%d")
-            ),
-        );
-        entry.subscription_id = Some(sub.id);
-        charged = Some(ledger::debit(&*tx, entry, false, now).await?.id);
-    }
+    let description =
+        format!("Upgrade from {} to {} (prorated to {})", current.name, target.name, sub.period_end.format("%Y-%m-%d"));
+    let charged = charge(&*tx, &sub, TransactionType::Upgrade, cost, description, now).await?;
     let details = serde_json::json!({ "fromPlanId": current.id, "toPlanId": target.id, "charged": cost });
     record(&*tx, sub.id, Actor(Some(viewer.id)), "UPGRADED", Some(sub.status), sub.status, None, details, now).await?;
     let sub = reload(&*tx, sub.id).await?;
@@ -558,17 +553,8 @@ pub async fn renew(state: &AppState, viewer: Viewer, id: i64) -> AppResult<subsc
         now,
     )
     .await?;
-    let mut charged = None;
-    if sub.monthly_price > 0 {
-        let mut entry = Entry::new(
-            sub.user_id,
-            TransactionType::Renewal,
-            sub.monthly_price,
-            format!("Renewal until {}", end.format("%Y-%m-%d")),
-        );
-        entry.subscription_id = Some(sub.id);
-        charged = Some(ledger::debit(&*tx, entry, false, now).await?.id);
-    }
+    let description = format!("Renewal until {}", end.format("%Y-%m-%d"));
+    let charged = charge(&*tx, &sub, TransactionType::Renewal, sub.monthly_price, description, now).await?;
     let details = serde_json::json!({ "periodStart": start, "periodEnd": end, "charged": sub.monthly_price });
     record(
         &*tx,
