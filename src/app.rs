@@ -127,6 +127,7 @@ fn router(state: AppState, schema: AppSchema) -> Router {
         .route("/graphiql", get(graphql::graphiql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/webhooks/midtrans", post(webhook::midtrans_webhook).layer(RequestBodyLimitLayer::new(64 * 1024)))
         .with_state(state.clone())
         .merge(gql)
@@ -185,4 +186,29 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received; draining requests");
+}
+
+/// Prometheus text format: a few gauges and counters an operator watches first.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (hits, misses, entries) = state.catalog_cache.stats();
+    let body = format!(
+        "# HELP minispod_db_statements_total SQL statements executed.\n\
+         # TYPE minispod_db_statements_total counter\n\
+         minispod_db_statements_total {}\n\
+         # HELP minispod_catalog_cache_hits_total Public catalog answers served from the cache.\n\
+         # TYPE minispod_catalog_cache_hits_total counter\n\
+         minispod_catalog_cache_hits_total {hits}\n\
+         # HELP minispod_catalog_cache_misses_total Cacheable catalog requests that were executed.\n\
+         # TYPE minispod_catalog_cache_misses_total counter\n\
+         minispod_catalog_cache_misses_total {misses}\n\
+         # HELP minispod_catalog_cache_entries Cached catalog answers.\n\
+         # TYPE minispod_catalog_cache_entries gauge\n\
+         minispod_catalog_cache_entries {entries}\n\
+         # HELP minispod_catalog_version Catalog changes seen by this replica.\n\
+         # TYPE minispod_catalog_version counter\n\
+         minispod_catalog_version {}\n",
+        state.db.statement_count(),
+        state.catalog_cache.version(),
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

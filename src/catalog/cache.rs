@@ -35,6 +35,8 @@ pub struct CacheKey {
 
 pub struct CatalogCache {
     version: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
     entries: Mutex<HashMap<CacheKey, (u64, bytes::Bytes)>>,
     via_postgres: bool,
     /// Sent with our notifications; our own echo is ignored (we bumped when we sent it).
@@ -46,6 +48,8 @@ impl CatalogCache {
     pub async fn start(db: &Db) -> anyhow::Result<Arc<Self>> {
         let cache = Arc::new(Self {
             version: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
             via_postgres: db.backend() == DatabaseBackend::Postgres,
             replica: uuid::Uuid::new_v4().to_string(),
@@ -89,7 +93,16 @@ impl CatalogCache {
 
     pub fn get(&self, key: &CacheKey, version: u64) -> Option<bytes::Bytes> {
         let entries = self.entries.lock().ok()?;
-        entries.get(key).filter(|(v, _)| *v == version).map(|(_, body)| body.clone())
+        let hit = entries.get(key).filter(|(v, _)| *v == version).map(|(_, body)| body.clone());
+        let counter = if hit.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        hit
+    }
+
+    /// (hits, misses, entries) for /metrics.
+    pub fn stats(&self) -> (u64, u64, usize) {
+        let entries = self.entries.lock().map(|e| e.len()).unwrap_or_default();
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed), entries)
     }
 
     pub fn put(&self, key: CacheKey, version: u64, body: bytes::Bytes) {

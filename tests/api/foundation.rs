@@ -21,6 +21,8 @@ async fn health_ready_and_graphiql() {
     assert!(page.contains("minispodCreateFetcher") && page.contains("ReactDOM.createRoot("), "fetcher wrapped");
     let root = app.http.get(format!("{}/", app.url)).send().await.unwrap();
     assert!(root.text().await.unwrap().contains("graphiql"), "GET / reaches GraphiQL");
+    let m = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("# TYPE minispod_db_statements_total counter"), "{m}");
     let r = app.http.get(format!("{}/nope", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.headers().get("x-request-id").is_some());
