@@ -218,6 +218,24 @@ async fn cluster_is_admin_only() {
 }
 
 #[tokio::test]
+async fn a_running_shared_feed_still_refuses_non_admins() {
+    let fake = FakeCluster::start().await;
+    let app = spawn_with(&fake).await;
+    let admin = app.login_admin().await;
+    let mut ws = WsClient::connect_ok(&app.ws_url(), Some(&admin.token)).await;
+    ws.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    read_samples(&mut ws, 1).await;
+    assert_eq!(app.state.cluster.shared.active(), 1);
+    let user = app.register("Budi").await;
+    let mut other = WsClient::connect_ok(&app.ws_url(), Some(&user.token)).await;
+    other.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    assert_eq!(refusal(&mut other).await, "FORBIDDEN");
+    let mut anon = WsClient::connect_ok(&app.ws_url(), None).await;
+    anon.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    assert_eq!(refusal(&mut anon).await, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
 async fn without_a_cluster_only_cluster_fields_fail() {
     // test_config disables Kubernetes.
     let app = TestApp::spawn().await;
