@@ -2,21 +2,24 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
-    Context, Data, MergedObject, MergedSubscription, Schema, ServerError, ServerResult, Variables,
+    Context, Data, Executor, MergedObject, MergedSubscription, Schema, ServerError, ServerResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade, ws::Message},
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
 
+use futures::{SinkExt, StreamExt, stream::BoxStream};
+
 use crate::{
     auth::{self, Auth},
     catalog::cache::CatalogCache,
+    cluster::fanout::{self, ConnectionFanout},
     state::AppState,
 };
 
@@ -318,7 +321,16 @@ pub async fn graphql_get(
             .max_message_size(state.config.graphql.max_body_bytes)
             .protocols(ALL_WEBSOCKET_PROTOCOLS)
             .on_upgrade(move |socket| {
-                GraphQLWebSocket::new(socket, schema, protocol)
+                // Metric samples are serialised once for all subscribers (`cluster::fanout`); the
+                // sink puts each connection's copy in place.
+                let fanout = ConnectionFanout::default();
+                let (sink, stream) = socket.split();
+                let sink = sink.with({
+                    let fanout = fanout.clone();
+                    move |msg| futures::future::ready(Ok::<_, axum::Error>(resolve_shared(&fanout, msg)))
+                });
+                let executor = WsExecutor { schema, state: state.clone(), fanout: fanout.clone() };
+                GraphQLWebSocket::new_with_pair(sink, stream, executor, protocol)
                     .on_connection_init(move |payload| ws_init(state, ip, payload))
                     .serve()
             })
@@ -327,6 +339,44 @@ pub async fn graphql_get(
     match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(req, &()).await {
         Ok(r) => execute(&state, &schema, &headers, peer, r.into_inner(), true).await,
         Err(e) => e.into_response(),
+    }
+}
+
+fn resolve_shared(fanout: &ConnectionFanout, msg: Message) -> Message {
+    match msg {
+        Message::Text(text) => match fanout.resolve(text.as_str()) {
+            Some(shared) => Message::Text(shared.into()),
+            None => Message::Text(text),
+        },
+        other => other,
+    }
+}
+
+/// The schema, with admin metric subscriptions shared across subscribers (`cluster::fanout`).
+#[derive(Clone)]
+struct WsExecutor {
+    schema: AppSchema,
+    state: AppState,
+    fanout: ConnectionFanout,
+}
+
+impl Executor for WsExecutor {
+    fn execute(&self, request: async_graphql::Request) -> impl Future<Output = async_graphql::Response> + Send {
+        Executor::execute(&self.schema, request)
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        let is_admin = session_data.as_deref().and_then(fanout::session_get::<Auth>).is_some_and(|a| a.admin().is_ok());
+        // Sharing parses the document first: never one the parser must not see.
+        let shareable = is_admin && check_nesting(&request.query, self.state.config.graphql.max_depth).is_ok();
+        let schema = self.schema.clone();
+        self.fanout.execute_stream(&self.state.cluster.shared, request, shareable, move |r| {
+            Executor::execute_stream(&schema, r, session_data)
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Admin views of the Kubernetes cluster that runs the customers' apps: inventory, live metrics
 //! and logs. The gateway runs without a cluster: every cluster field then answers
 //! CLUSTER_UNAVAILABLE and the rest of the API is unaffected.
+pub mod fanout;
 pub mod graphql;
 pub mod hub;
 pub mod metrics;
@@ -22,6 +23,8 @@ pub struct Cluster {
     conn: Result<Clients, String>,
     pub pod_metrics: hub::Hub<model::PodMetricsKey, model::PodMetricsSample>,
     pub node_metrics: hub::Hub<u64, model::NodeMetricsSample>,
+    /// Metric subscriptions executed once per distinct request for all admin subscribers.
+    pub shared: fanout::SharedSubscriptions,
     pub clock: SharedClock,
 }
 
@@ -72,7 +75,13 @@ impl Cluster {
         if let Ok(c) = &conn {
             tracing::info!(default_namespace = %c.api.default_namespace(), "Kubernetes client configured");
         }
-        Self { conn, pod_metrics: Default::default(), node_metrics: Default::default(), clock }
+        Self {
+            conn,
+            pod_metrics: Default::default(),
+            node_metrics: Default::default(),
+            shared: Default::default(),
+            clock,
+        }
     }
 
     /// A cluster that is not there (for schema export and tests of the degraded mode).
@@ -81,6 +90,7 @@ impl Cluster {
             conn: Err("no cluster is configured".into()),
             pod_metrics: Default::default(),
             node_metrics: Default::default(),
+            shared: Default::default(),
             clock,
         }
     }

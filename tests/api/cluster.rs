@@ -218,6 +218,24 @@ async fn cluster_is_admin_only() {
 }
 
 #[tokio::test]
+async fn a_running_shared_feed_still_refuses_non_admins() {
+    let fake = FakeCluster::start().await;
+    let app = spawn_with(&fake).await;
+    let admin = app.login_admin().await;
+    let mut ws = WsClient::connect_ok(&app.ws_url(), Some(&admin.token)).await;
+    ws.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    read_samples(&mut ws, 1).await;
+    assert_eq!(app.state.cluster.shared.active(), 1);
+    let user = app.register("Budi").await;
+    let mut other = WsClient::connect_ok(&app.ws_url(), Some(&user.token)).await;
+    other.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    assert_eq!(refusal(&mut other).await, "FORBIDDEN");
+    let mut anon = WsClient::connect_ok(&app.ws_url(), None).await;
+    anon.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    assert_eq!(refusal(&mut anon).await, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
 async fn without_a_cluster_only_cluster_fields_fail() {
     // test_config disables Kubernetes.
     let app = TestApp::spawn().await;
@@ -315,6 +333,7 @@ async fn fifty_subscribers_share_one_upstream_list_per_tick_and_the_poller_stops
     assert!(hits >= ticks.len() as u64 && hits <= ticks.len() as u64 + 1, "{hits} requests for {} ticks", ticks.len());
     assert!(ticks.len() <= 6, "50 subscribers x 3 samples came from {} ticks", ticks.len());
     assert_eq!(app.state.cluster.pod_metrics.active(), 1);
+    assert_eq!(app.state.cluster.shared.active(), 1, "the same request is resolved once for all 50");
 
     // Another namespace is another poller.
     let mut other = WsClient::connect_ok(&url, Some(&admin.token)).await;
@@ -328,9 +347,49 @@ async fn fifty_subscribers_share_one_upstream_list_per_tick_and_the_poller_stops
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.state.cluster.pod_metrics.active(), 0, "the last one to leave stops the poller");
+    assert_eq!(app.state.cluster.shared.active(), 0);
     let after_leaving = fake.hits(SHOP_METRICS_PATH);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(fake.hits(SHOP_METRICS_PATH), after_leaving, "no upstream polling without subscribers");
+}
+
+#[tokio::test]
+async fn different_selections_of_the_same_feed_each_get_their_own_shape() {
+    let fake = FakeCluster::start().await;
+    let app = spawn_with(&fake).await;
+    let admin = app.login_admin().await;
+    let mut a = WsClient::connect_ok(&app.ws_url(), Some(&admin.token)).await;
+    let mut b = WsClient::connect_ok(&app.ws_url(), Some(&admin.token)).await;
+    a.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    b.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    let only_time = r#"subscription { t: podMetrics(namespace: "shop", intervalSeconds: 1) { timestamp } }"#;
+    b.subscribe("t", only_time, json!({})).await;
+    read_samples(&mut a, 2).await;
+    let mut seen = HashSet::new();
+    while seen.len() < 2 {
+        let msg = b.next_message(Duration::from_secs(5)).await.expect("a sample");
+        assert_eq!(msg["type"], "next", "{msg}");
+        match msg["id"].as_str().unwrap() {
+            "m" => assert_eq!(msg["payload"]["data"]["podMetrics"]["pods"].as_array().unwrap().len(), 3),
+            "t" => {
+                let sample = msg["payload"]["data"]["t"].as_object().unwrap();
+                assert_eq!(sample.keys().collect::<Vec<_>>(), ["timestamp"], "{msg}");
+            }
+            other => panic!("unexpected id {other}"),
+        }
+        seen.insert(msg["id"].as_str().unwrap().to_string());
+    }
+    // Two requests, one poller.
+    assert_eq!(app.state.cluster.shared.active(), 2);
+    assert_eq!(app.state.cluster.pod_metrics.active(), 1);
+    b.complete("t").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.state.cluster.shared.active(), 1);
+    a.close().await;
+    b.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.state.cluster.shared.active(), 0);
+    assert_eq!(app.state.cluster.pod_metrics.active(), 0);
 }
 
 #[tokio::test]
