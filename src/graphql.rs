@@ -232,9 +232,25 @@ async fn execute(
     queries_only: bool,
 ) -> Response {
     let refuse = |e: ServerError| finish(async_graphql::Response::from_errors(vec![e])).into_response();
+    let auth_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = match auth::authenticate(state, auth_header).await {
+        Ok(a) => a,
+        Err(e) => {
+            let err: async_graphql::Error = e.into();
+            return refuse(err.into_server_error(Default::default()));
+        }
+    };
+    // Cached catalog answers are found by the request's text, before any parsing: only requests
+    // that passed every check below and read nothing but the public catalog were stored.
+    let cache = &state.catalog_cache;
+    let (key, version) = (CatalogCache::key(auth.viewer().is_ok_and(|v| v.is_admin()), &req), cache.version());
+    if let Some(body) = cache.get(&key, version) {
+        return json_body(body);
+    }
     if let Err(e) = check_nesting(&req.query, state.config.graphql.max_depth) {
         return refuse(e);
     }
+    let operation = req.operation_name.clone();
     let doc = match req.parsed_query() {
         Ok(doc) => doc,
         Err(e) => return refuse(e),
@@ -245,28 +261,14 @@ async fn execute(
     if queries_only && doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query) {
         return refuse(ServerError::new("GET requests may only run queries; use POST", None));
     }
-    let auth_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let auth = match auth::authenticate(state, auth_header).await {
-        Ok(a) => a,
-        Err(e) => {
-            let err: async_graphql::Error = e.into();
-            return refuse(err.into_server_error(Default::default()));
-        }
-    };
-    let cache = &state.catalog_cache;
-    let cached = CatalogCache::key(auth.viewer().is_ok_and(|v| v.is_admin()), &mut req).map(|k| (k, cache.version()));
-    if let Some((key, version)) = &cached
-        && let Some(body) = cache.get(key, *version)
-    {
-        return json_body(body);
-    }
+    let cacheable = CatalogCache::cacheable(doc, operation.as_deref());
     let req = with_loaders(req.data(auth).data(client_ip(state, headers, peer)), state);
     // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
     // wake-ups, splitting one nesting level of a large list into several dataloader batches.
     // The work per request is bounded by the depth/complexity limits.
     let resp = tokio::task::unconstrained(schema.execute(req)).await;
-    match cached {
-        Some((key, version)) if resp.is_ok() => match serde_json::to_vec(&resp) {
+    match cacheable {
+        true if resp.is_ok() => match serde_json::to_vec(&resp) {
             Ok(body) => {
                 let body = bytes::Bytes::from(body);
                 cache.put(key, version, body.clone());

@@ -9,7 +9,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -37,7 +37,7 @@ pub struct CatalogCache {
     version: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
-    entries: Mutex<HashMap<CacheKey, (u64, bytes::Bytes)>>,
+    entries: RwLock<HashMap<CacheKey, (u64, bytes::Bytes)>>,
     via_postgres: bool,
     /// Sent with our notifications; our own echo is ignored (we bumped when we sent it).
     replica: String,
@@ -50,7 +50,7 @@ impl CatalogCache {
             version: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
             via_postgres: db.backend() == DatabaseBackend::Postgres,
             replica: uuid::Uuid::new_v4().to_string(),
             listener: Mutex::new(None),
@@ -80,33 +80,40 @@ impl CatalogCache {
         self.version.load(Ordering::Acquire)
     }
 
-    /// The cache key of a request, when its operation only reads the public catalog.
-    pub fn key(admin: bool, req: &mut async_graphql::Request) -> Option<CacheKey> {
-        let operation = req.operation_name.clone();
-        let doc = req.parsed_query().ok()?;
-        if !only_public_roots(doc, operation.as_deref()) {
-            return None;
+    /// The cache key of a request: its text, variables and whether the viewer is an admin.
+    pub fn key(admin: bool, req: &async_graphql::Request) -> CacheKey {
+        CacheKey {
+            admin,
+            operation: req.operation_name.clone(),
+            query: req.query.clone(),
+            variables: serde_json::to_string(&req.variables).unwrap_or_default(),
         }
-        let variables = serde_json::to_string(&req.variables).ok()?;
-        Some(CacheKey { admin, operation, query: req.query.clone(), variables })
+    }
+
+    /// Whether the selected operation only reads the public catalog (so its answer may be stored).
+    pub fn cacheable(doc: &ExecutableDocument, operation: Option<&str>) -> bool {
+        only_public_roots(doc, operation)
     }
 
     pub fn get(&self, key: &CacheKey, version: u64) -> Option<bytes::Bytes> {
-        let entries = self.entries.lock().ok()?;
+        let entries = self.entries.read().ok()?;
         let hit = entries.get(key).filter(|(v, _)| *v == version).map(|(_, body)| body.clone());
-        let counter = if hit.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if hit.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
         hit
     }
 
     /// (hits, misses, entries) for /metrics.
     pub fn stats(&self) -> (u64, u64, usize) {
-        let entries = self.entries.lock().map(|e| e.len()).unwrap_or_default();
+        let entries = self.entries.read().map(|e| e.len()).unwrap_or_default();
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed), entries)
     }
 
+    /// Stores the answer of a cacheable request that missed.
     pub fn put(&self, key: CacheKey, version: u64, body: bytes::Bytes) {
-        if let Ok(mut entries) = self.entries.lock() {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
                 // Simple and bounded: distinct public queries are few; start over when full.
                 entries.clear();
@@ -160,8 +167,9 @@ fn only_public_roots(doc: &ExecutableDocument, operation: Option<&str>) -> bool 
 mod tests {
     use super::*;
 
-    fn key(q: &str) -> Option<CacheKey> {
-        CatalogCache::key(false, &mut async_graphql::Request::new(q))
+    fn key(q: &str) -> Option<()> {
+        let doc = async_graphql::parser::parse_query(q).ok()?;
+        CatalogCache::cacheable(&doc, None).then_some(())
     }
 
     #[test]

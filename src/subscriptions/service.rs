@@ -220,9 +220,6 @@ async fn subscribe_once(
     .await
     .on_unique_violation(subscription_exists)?;
 
-    if !take_slot(&*tx, plan.id).await? {
-        return Err(AppError::QuotaExhausted(format!("the {} plan of {} is full", plan.name, service.name)));
-    }
     let description = format!("Subscription to {} - {} plan", service.name, plan.name);
     let charged = charge(&*tx, &sub, TransactionType::Subscription, plan.monthly_price, description, now).await?;
     let name = instance_name.unwrap_or_else(|| instances::dns_slug(&service.slug, 30));
@@ -249,6 +246,11 @@ async fn subscribe_once(
     let details = serde_json::json!({ "planId": plan.id, "price": plan.monthly_price, "periodEnd": end });
     record(&*tx, sub.id, Actor(Some(viewer.id)), "CREATED", None, SubscriptionStatus::Active, None, details, now)
         .await?;
+    // Last before commit: the plan row is every subscriber's hot spot, so its lock is held for
+    // as short a time as possible (credit is checked first, quota last).
+    if !take_slot(&*tx, plan.id).await? {
+        return Err(AppError::QuotaExhausted(format!("the {} plan of {} is full", plan.name, service.name)));
+    }
     tx.commit().await?;
     state.catalog_changed().await;
     announce(state, viewer.id, charged).await;
@@ -454,7 +456,6 @@ pub async fn cancel(
         now,
     )
     .await?;
-    release_slot(&*tx, sub.plan_id).await?;
     terminate_instances(&*tx, sub.id, now).await?;
     let refund = match admin_refund {
         Some(true) if sub.status == SubscriptionStatus::Active => {
@@ -490,6 +491,7 @@ pub async fn cancel(
     )
     .await?;
     let sub = reload(&*tx, sub.id).await?;
+    release_slot(&*tx, sub.plan_id).await?; // last: see `subscribe`
     tx.commit().await?;
     state.catalog_changed().await;
     announce(state, sub.user_id, refunded).await;
