@@ -30,10 +30,7 @@ use minispod_gateway::{
     },
     clock::SystemClock,
     config::{Config, SecretString},
-    users::{
-        Email, Name, Role,
-        service::{self as users, NewUser},
-    },
+    users::{Role, service as users},
 };
 use serde_json::{Value, json};
 use support::env_or;
@@ -112,25 +109,17 @@ async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> 
     )
     .await?;
     let mut tokens = vec![];
-    for i in 0..users_n {
-        let input = NewUser {
-            name: Name::parse(&format!("Bench {i}"))?,
-            email: Email::parse(&format!("bench{i}@example.com"))?,
-            password_hash: "not-a-login".into(),
-            phone: None,
-            role: Role::User,
-        };
-        let user = users::create_user(&state, input, &state.db.conn).await?;
+    for user_id in support::create_users(&state, users_n).await? {
         let tx = state.db.begin().await?;
         ledger::credit(
             &*tx,
-            Entry::new(user.id, TransactionType::AdminAdjustment, CREDIT, "bench credit"),
+            Entry::new(user_id, TransactionType::AdminAdjustment, CREDIT, "bench credit"),
             state.now(),
         )
         .await?;
         tx.commit().await?;
-        let t = state.auth.keys.issue(user.id, Role::User, 0, state.now(), Duration::from_secs(3600))?;
-        tokens.push((user.id, t.token));
+        let t = state.auth.keys.issue(user_id, Role::User, 0, state.now(), Duration::from_secs(3600))?;
+        tokens.push((user_id, t.token));
     }
 
     let http = reqwest::Client::builder().pool_max_idle_per_host(users_n).build()?;

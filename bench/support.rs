@@ -22,3 +22,23 @@ where
     admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
     result
 }
+
+/// `n` users named `bench<i>@example.com` (no password: benchmarks mint tokens directly).
+pub async fn create_users(state: &minispod_gateway::state::AppState, n: usize) -> anyhow::Result<Vec<i64>> {
+    use minispod_gateway::users::{
+        Email, Name, Role,
+        service::{self as users, NewUser},
+    };
+    let mut ids = vec![];
+    for i in 0..n {
+        let input = NewUser {
+            name: Name::parse(&format!("Bench {i}"))?,
+            email: Email::parse(&format!("bench{i}@example.com"))?,
+            password_hash: "not-a-login".into(),
+            phone: None,
+            role: Role::User,
+        };
+        ids.push(users::create_user(state, input, &state.db.conn).await?.id);
+    }
+    Ok(ids)
+}

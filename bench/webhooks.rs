@@ -21,10 +21,7 @@ use minispod_gateway::{
     clock::SystemClock,
     config::{Config, SecretString},
     payments::midtrans::signature::signature,
-    users::{
-        Email, Name, Role,
-        service::{self as users, NewUser},
-    },
+    users::service as users,
 };
 use sea_orm::{ActiveModelTrait, Set};
 use serde_json::json;
@@ -59,17 +56,7 @@ async fn run(url: String, orders: usize, users_n: usize, concurrency: usize, del
     tokio::spawn(app.run(std::future::pending()));
 
     // Setup (not measured): users and PENDING top-ups, as createTopUp leaves them.
-    let mut user_ids = vec![];
-    for i in 0..users_n {
-        let input = NewUser {
-            name: Name::parse(&format!("Bench {i}"))?,
-            email: Email::parse(&format!("bench{i}@example.com"))?,
-            password_hash: "not-a-login".into(),
-            phone: None,
-            role: Role::User,
-        };
-        user_ids.push(users::create_user(&state, input, &state.db.conn).await?.id);
-    }
+    let user_ids = support::create_users(&state, users_n).await?;
     let mut expected = vec![0i64; users_n];
     let mut work = vec![];
     let now = chrono::Utc::now();

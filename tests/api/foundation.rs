@@ -31,26 +31,13 @@ async fn health_ready_and_graphiql() {
 #[tokio::test]
 async fn get_runs_queries_but_not_mutations() {
     let app = TestApp::spawn().await;
-    let v: serde_json::Value = app
-        .http
-        .get(format!("{}/graphql?query=%7B%20__typename%20%7D", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["data"]["__typename"], "QueryRoot");
-    let v: serde_json::Value = app
-        .http
-        .get(format!("{}/graphql?query=mutation%20%7B%20logoutAll%20%7D", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(error_code(&v), "BAD_USER_INPUT");
+    let get = |query: &'static str| {
+        let url = format!("{}/graphql?query={query}", app.url);
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert_eq!(get("%7B%20__typename%20%7D").await["data"]["__typename"], "QueryRoot");
+    assert_eq!(error_code(&get("mutation%20%7B%20logoutAll%20%7D").await), "BAD_USER_INPUT");
 }
 
 #[tokio::test]
