@@ -44,7 +44,13 @@ fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,tower_http=info"));
     let registry = tracing_subscriber::registry().with(filter);
-    let _ = if json { registry.with(fmt::layer().json()).try_init() } else { registry.with(fmt::layer()).try_init() };
+    // Colours only for a terminal: logs collected from a pipe or a file stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = if json {
+        registry.with(fmt::layer().json()).try_init()
+    } else {
+        registry.with(fmt::layer().with_ansi(ansi)).try_init()
+    };
 }
 
 #[tokio::main]

@@ -6,6 +6,10 @@ use serde::Deserialize;
 use async_graphql::{ID, Json};
 
 use crate::{
+    billing::{
+        TransactionType,
+        service::{self as ledger, Entry},
+    },
     catalog::{
         PlanType,
         input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput},
@@ -91,6 +95,9 @@ struct DemoUser {
     email: String,
     password: String,
     phone: Option<String>,
+    /// Demo credit (IDR), booked as an ADMIN_ADJUSTMENT through the ledger.
+    #[serde(default)]
+    credit: i64,
 }
 
 pub async fn is_empty(state: &AppState) -> AppResult<bool> {
@@ -219,7 +226,11 @@ pub async fn seed_demo(state: &AppState) -> AppResult<()> {
             role: Role::User,
         };
         let tx = state.db.begin().await?;
-        user_service::create_user(state, input, &*tx).await?;
+        let user = user_service::create_user(state, input, &*tx).await?;
+        if u.credit > 0 {
+            let entry = Entry::new(user.id, TransactionType::AdminAdjustment, u.credit, "Demo credit");
+            ledger::credit(&*tx, entry, state.now()).await?;
+        }
         tx.commit().await?;
         created += 1;
     }

@@ -137,6 +137,13 @@ async fn first_start_seeds_admin_and_demo_users_once() {
     let q = "{ users(first: 100) { totalCount } }";
     let before = app.gql_ok(Some(&admin.token), q, json!({})).await["users"]["totalCount"].as_u64().unwrap();
     assert!(before >= 4, "admin plus demo users");
+    // Demo users can try paid plans: their credit is booked through the ledger.
+    let budi = app.login("budi@minispod.local", "demo-password-1").await;
+    let w = app.gql_ok(Some(&budi.token), "{ wallet { balance transactions { totalCount } } }", json!({})).await;
+    assert_eq!(w["wallet"]["balance"], 500_000);
+    assert_eq!(w["wallet"]["transactions"]["totalCount"], 1);
+    let cats = app.gql_ok(None, "{ categories { slug } }", json!({})).await;
+    assert_eq!(cats["categories"].as_array().unwrap().len(), 3, "demo catalog seeded");
     app.stop().await;
     let again = TestApp::spawn_on(db, |c| c.seed_demo = true).await;
     let admin = again.login_admin().await;
