@@ -31,6 +31,7 @@ pub struct QueryRoot(
     crate::subscriptions::graphql::SubscriptionQuery,
     crate::instances::graphql::InstanceQuery,
     crate::cluster::graphql::ClusterQuery,
+    crate::reports::graphql::ReportQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -13,6 +13,7 @@ pub mod instances;
 pub mod jobs;
 pub mod pagination;
 pub mod payments;
+pub mod reports;
 pub mod seed;
 pub mod settings;
 pub mod state;

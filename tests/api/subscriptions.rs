@@ -571,3 +571,41 @@ async fn concurrent_upgrade_and_cancel_one_wins() {
         assert_ledger_consistent(&f.app, &user).await;
     }
 }
+
+#[tokio::test]
+async fn platform_stats_add_up() {
+    let f = fixture(10).await;
+    let (a, b) = (f.app.register("Budi").await, f.app.register("Siti").await);
+    give_credit(&f.app, &f.admin, &a, 100_000).await;
+    give_credit(&f.app, &f.admin, &b, 100_000).await;
+    f.app.gql_ok(Some(&a.token), SUBSCRIBE, json!({ "i": { "planId": f.plan("BASIC") } })).await;
+    let v = f.app.gql_ok(Some(&b.token), SUBSCRIBE, json!({ "i": { "planId": f.plan("PRO") } })).await;
+    let q = "{ platformStats { users activeSubscriptions monthlyRecurringRevenue revenueThisMonth topUpsThisMonth planUtilization { plan { planType } usedQuota totalQuota activeSubscriptions } } }";
+    assert_eq!(error_code(&f.app.gql(Some(&a.token), q, json!({})).await), "FORBIDDEN");
+    let s = f.app.gql_ok(Some(&f.admin.token), q, json!({})).await["platformStats"].clone();
+    assert_eq!((s["users"].as_i64(), s["activeSubscriptions"].as_i64()), (Some(3), Some(2)));
+    assert_eq!(s["monthlyRecurringRevenue"].as_f64(), Some(120_000.0));
+    assert_eq!(s["revenueThisMonth"].as_f64(), Some(120_000.0), "adjustments are not revenue");
+    assert_eq!(s["topUpsThisMonth"].as_f64(), Some(0.0));
+
+    // A refunded cancellation takes the refund off this month's revenue.
+    let id = v["subscribe"]["id"].as_str().unwrap();
+    let c = f
+        .app
+        .gql_ok(
+            Some(&f.admin.token),
+            "mutation($id: ID!) { adminCancelSubscription(id: $id, reason: \"test\", refund: true) { transactions { type amount } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let refund = c["adminCancelSubscription"]["transactions"][1]["amount"].as_i64().unwrap();
+    let s = f.app.gql_ok(Some(&f.admin.token), q, json!({})).await["platformStats"].clone();
+    assert_eq!(s["activeSubscriptions"], 1);
+    assert_eq!(s["monthlyRecurringRevenue"].as_f64(), Some(30_000.0));
+    assert_eq!(s["revenueThisMonth"].as_f64(), Some((120_000 - refund) as f64));
+    for u in s["planUtilization"].as_array().unwrap() {
+        assert_eq!(u["usedQuota"], u["activeSubscriptions"], "quota counter matches live subscriptions: {u}");
+        let expected = if u["plan"]["planType"] == "BASIC" { 1 } else { 0 };
+        assert_eq!(u["usedQuota"], expected, "{u}");
+    }
+}

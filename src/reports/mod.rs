@@ -1,0 +1,3 @@
+//! Admin reports computed from the ledger and the catalog (aggregates run in SQL).
+pub mod graphql;
+pub mod service;
