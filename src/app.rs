@@ -102,10 +102,11 @@ impl App {
             .config
             .payment_reconcile_interval
             .map(|i| jobs::payments::spawn_reconciler(self.state.clone(), i));
+        let billing = self.state.config.billing_interval.map(|i| jobs::billing::spawn_runner(self.state.clone(), i));
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
-        if let Some(job) = reconciler {
+        for job in [reconciler, billing].into_iter().flatten() {
             job.abort();
         }
         self.state.wallet_hub.stop();

@@ -52,6 +52,13 @@ pub struct Config {
     pub payment_reconcile_interval: Option<Duration>,
     /// PENDING top-ups younger than this are left to the webhook.
     pub payment_reconcile_after: Duration,
+    /// How often the billing jobs (renewals, grace periods) run; `None` disables the runner
+    /// (MINISPOD_BILLING_INTERVAL_SECS=0); `runBillingJob` still works.
+    pub billing_interval: Option<Duration>,
+    /// Days an ACTIVE subscription keeps running after a failed renewal charge (0-30).
+    pub grace_period_days: i64,
+    /// Days a SUSPENDED subscription is kept (slot held) after its grace ended, before it expires.
+    pub suspension_retention_days: i64,
     pub kube: KubeSettings,
 }
 
@@ -168,6 +175,9 @@ impl Default for Config {
             midtrans: MidtransConfig::default(),
             payment_reconcile_interval: Some(Duration::from_secs(60)),
             payment_reconcile_after: Duration::from_secs(5 * 60),
+            billing_interval: Some(Duration::from_secs(300)),
+            grace_period_days: 7,
+            suspension_retention_days: 30,
             kube: KubeSettings {
                 source: KubeSource::Infer,
                 context: None,
@@ -353,6 +363,16 @@ fn read_midtrans(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Resul
     if let Some(v) = get("MINISPOD_PAYMENT_RECONCILE_AFTER_SECS") {
         c.payment_reconcile_after =
             Duration::from_secs(parse_range("MINISPOD_PAYMENT_RECONCILE_AFTER_SECS", &v, 0, 86_400)?);
+    }
+    if let Some(v) = get("MINISPOD_BILLING_INTERVAL_SECS") {
+        let secs = parse_range("MINISPOD_BILLING_INTERVAL_SECS", &v, 0, 86_400)?;
+        c.billing_interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(v) = get("MINISPOD_GRACE_PERIOD_DAYS") {
+        c.grace_period_days = parse_range("MINISPOD_GRACE_PERIOD_DAYS", &v, 0, 30)? as i64;
+    }
+    if let Some(v) = get("MINISPOD_SUSPENSION_RETENTION_DAYS") {
+        c.suspension_retention_days = parse_range("MINISPOD_SUSPENSION_RETENTION_DAYS", &v, 0, 365)? as i64;
     }
     Ok(())
 }

@@ -42,6 +42,7 @@ pub struct MutationRoot(
     crate::billing::graphql::WalletMutation,
     crate::payments::graphql::PaymentMutation,
     crate::subscriptions::graphql::SubscriptionMutation,
+    crate::jobs::graphql::JobMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -2,6 +2,7 @@
 pub mod entity;
 pub mod graphql;
 pub mod loader;
+pub mod renewal;
 pub mod service;
 
 use chrono::{DateTime, Months, Utc};

@@ -46,7 +46,7 @@ fn not_found() -> AppError {
 
 /// Writes one history entry.
 #[allow(clippy::too_many_arguments)]
-async fn record(
+pub(super) async fn record(
     db: &impl ConnectionTrait,
     sub_id: i64,
     actor: Actor,
@@ -74,7 +74,7 @@ async fn record(
 }
 
 /// Debits the owner for `sub` (nothing for a zero amount); returns the ledger entry's id.
-async fn charge(
+pub(super) async fn charge(
     db: &impl ConnectionTrait,
     sub: &subscription::Model,
     kind: TransactionType,
@@ -91,7 +91,7 @@ async fn charge(
 }
 
 /// Tells the owner's walletUpdates subscribers about a committed ledger entry.
-async fn announce(state: &AppState, user_id: i64, transaction_id: Option<i64>) {
+pub(super) async fn announce(state: &AppState, user_id: i64, transaction_id: Option<i64>) {
     if let Some(t) = transaction_id {
         state.wallet_hub.publish(&state.db, user_id, t).await;
     }
@@ -108,7 +108,7 @@ async fn take_slot(db: &impl ConnectionTrait, plan_id: i64) -> AppResult<bool> {
     Ok(res.rows_affected == 1)
 }
 
-async fn release_slot(db: &impl ConnectionTrait, plan_id: i64) -> AppResult<()> {
+pub(super) async fn release_slot(db: &impl ConnectionTrait, plan_id: i64) -> AppResult<()> {
     plan::Entity::update_many()
         .col_expr(plan::Column::UsedQuota, Expr::col(plan::Column::UsedQuota).sub(1))
         .filter(plan::Column::Id.eq(plan_id))
@@ -267,7 +267,7 @@ pub async fn visible(db: &impl ConnectionTrait, viewer: Viewer, id: i64) -> AppR
 /// Applies `changes` if the subscription is still exactly as the request saw it (status in
 /// `from`, same `updated_at`): optimistic concurrency, so of two requests made on the same state
 /// the first to commit wins and the other gets CONFLICT, on SQLite and PostgreSQL alike.
-async fn transition(
+pub(super) async fn transition(
     db: &impl ConnectionTrait,
     sub: &subscription::Model,
     from: &[SubscriptionStatus],
@@ -288,7 +288,7 @@ async fn transition(
     Ok(())
 }
 
-async fn reload(db: &impl ConnectionTrait, id: i64) -> AppResult<subscription::Model> {
+pub(super) async fn reload(db: &impl ConnectionTrait, id: i64) -> AppResult<subscription::Model> {
     subscription::Entity::find_by_id(id).one(db).await?.ok_or_else(not_found)
 }
 
@@ -401,7 +401,7 @@ pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) ->
 }
 
 /// Marks the subscription's instances for termination (the provisioner tears them down).
-async fn terminate_instances(db: &impl ConnectionTrait, sub_id: i64, now: DateTime<Utc>) -> AppResult<()> {
+pub(super) async fn terminate_instances(db: &impl ConnectionTrait, sub_id: i64, now: DateTime<Utc>) -> AppResult<()> {
     instance::Entity::update_many()
         .col_expr(instance::Column::Status, Expr::value(InstanceStatus::Terminating))
         .col_expr(instance::Column::UpdatedAt, Expr::value(now))

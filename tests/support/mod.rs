@@ -108,6 +108,7 @@ pub fn test_config(database_url: &str) -> Config {
     c.midtrans.snap_url = "http://127.0.0.1:9/snap/v1".into();
     c.midtrans.api_url = "http://127.0.0.1:9".into();
     c.payment_reconcile_interval = None;
+    c.billing_interval = None;
     // Tests never discover a developer's real cluster; cluster tests point at the fake one.
     c.kube.source = KubeSource::Disabled;
     c

@@ -1,0 +1,160 @@
+//! The billing jobs: automatic renewals, grace periods (suspension and expiry), low-credit
+//! warnings. Each job selects ids, then hands every subscription to one use case in
+//! `crate::subscriptions::renewal`, one transaction each: a failure of one does not stop the
+//! others, and concurrent runs (replicas, a manual `runBillingJob`) cannot act twice.
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::Duration as Days;
+use tokio::task::JoinHandle;
+
+use super::payments;
+use crate::{
+    error::{AppError, AppResult},
+    state::AppState,
+    subscriptions::renewal::{self, Outcome},
+};
+
+/// Days ahead the low-credit report looks.
+const LOW_CREDIT_DAYS: i64 = 3;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum BillingJob {
+    Renewals,
+    GracePeriod,
+    LowCreditWarnings,
+    ReconcileInstances,
+    ReconcilePayments,
+}
+
+/// What a pass did: `processed` items looked at, `succeeded` acted on, `failed` refused or in
+/// error; the rest needed nothing (or another runner got there first). `details` has one short
+/// line per success or failure.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobReport {
+    pub processed: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub details: Vec<String>,
+}
+
+impl JobReport {
+    fn add(&mut self, id: i64, result: AppResult<Outcome>) {
+        self.processed += 1;
+        match result {
+            Ok(Outcome::Done(d)) => {
+                self.succeeded += 1;
+                self.details.push(d);
+            }
+            Ok(Outcome::Skipped) => {}
+            Ok(Outcome::Failed(d)) => {
+                self.failed += 1;
+                self.details.push(d);
+            }
+            Err(e) => {
+                self.failed += 1;
+                self.details.push(format!("subscription {id}: {e}"));
+            }
+        }
+    }
+}
+
+/// Runs one job now.
+pub async fn run(state: &AppState, job: BillingJob) -> AppResult<JobReport> {
+    match job {
+        BillingJob::Renewals => renewals(state).await,
+        BillingJob::GracePeriod => grace_period(state).await,
+        BillingJob::LowCreditWarnings => low_credit_warnings(state).await,
+        BillingJob::ReconcilePayments => {
+            let r = payments::reconcile(state).await?;
+            Ok(JobReport { processed: r.processed, succeeded: r.changed, failed: r.failed, details: r.details })
+        }
+        BillingJob::ReconcileInstances => {
+            Err(AppError::bad_input("job", "RECONCILE_INSTANCES is not available until provisioning exists"))
+        }
+    }
+}
+
+/// Charges every due auto-renewing subscription (see `renewal::renew_due`).
+#[tracing::instrument(skip_all, err)]
+pub async fn renewals(state: &AppState) -> AppResult<JobReport> {
+    let mut report = JobReport::default();
+    for id in renewal::due_for_renewal(state, state.now()).await? {
+        report.add(id, renewal::renew_due(state, id).await);
+    }
+    Ok(report)
+}
+
+/// Suspends subscriptions whose grace is over, expires those suspended past the retention and
+/// those that reached the period end with auto-renew off.
+#[tracing::instrument(skip_all, err)]
+pub async fn grace_period(state: &AppState) -> AppResult<JobReport> {
+    let mut report = JobReport::default();
+    let now = state.now();
+    for id in renewal::grace_over(state, now).await? {
+        report.add(id, renewal::suspend_unpaid(state, id).await);
+    }
+    let mut expiring = renewal::suspension_over(state, now).await?;
+    expiring.extend(renewal::ended_without_renewal(state, now).await?);
+    for id in expiring {
+        report.add(id, renewal::expire(state, id).await);
+    }
+    Ok(report)
+}
+
+/// Reports owners whose balance does not cover their paid renewals due within three days.
+/// Nothing is sent; the details are the list.
+#[tracing::instrument(skip_all, err)]
+pub async fn low_credit_warnings(state: &AppState) -> AppResult<JobReport> {
+    let upcoming = renewal::upcoming_renewals(state, state.now() + Days::days(LOW_CREDIT_DAYS)).await?;
+    let mut due_by_user: BTreeMap<i64, (i64, Vec<i64>)> = BTreeMap::new();
+    for r in upcoming {
+        let e = due_by_user.entry(r.user_id).or_default();
+        e.0 += r.amount;
+        e.1.push(r.subscription_id);
+    }
+    let mut report = JobReport::default();
+    for (user_id, (amount, subs)) in due_by_user {
+        report.processed += 1;
+        match crate::users::service::get(&state.db.conn, user_id).await {
+            Ok(u) if u.balance < amount => {
+                report.succeeded += 1;
+                report.details.push(format!(
+                    "user {user_id}: balance {} IDR, {amount} IDR due within {LOW_CREDIT_DAYS} days (subscriptions {subs:?})",
+                    u.balance
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                report.failed += 1;
+                report.details.push(format!("user {user_id}: {e}"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Runs RENEWALS then GRACE_PERIOD every `interval` until the task is aborted. Every replica
+/// may run it: each change is a conditional update, so concurrent passes cannot act twice.
+pub fn spawn_runner(state: AppState, interval: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate; let start-up finish first
+        loop {
+            tick.tick().await;
+            for job in [BillingJob::Renewals, BillingJob::GracePeriod] {
+                match run(&state, job).await {
+                    Ok(r) if r.succeeded + r.failed > 0 => tracing::info!(
+                        ?job,
+                        processed = r.processed,
+                        succeeded = r.succeeded,
+                        failed = r.failed,
+                        "billing job ran"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(?job, error = %e, "billing job pass failed"),
+                }
+            }
+        }
+    })
+}
