@@ -5,9 +5,11 @@
 mod support;
 
 mod auth;
+mod billing_jobs;
 mod catalog;
 mod cluster;
 mod foundation;
+mod helpers;
 mod subscriptions;
 mod topups;
 mod users;

@@ -1,101 +1,10 @@
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Session, TestApp, error_code};
+use crate::{helpers::*, support::error_code};
 
 const SUBSCRIBE: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id status monthlyPrice startDate endDate nextBillingAt autoRenew lastChargeAmount plan { id planType } service { slug } instances { name subdomain status namespace } transactions { type amount status } } }";
 const UPGRADE: &str = "mutation($id: ID!, $p: ID!) { upgradeSubscription(id: $id, planId: $p) { id status monthlyPrice endDate plan { planType } transactions { type amount } } }";
 const CANCEL: &str = "mutation($id: ID!) { cancelSubscription(id: $id, reason: \"not needed\") { id status autoRenew instances { status } } }";
-const WALLET: &str = "{ wallet { balance totalSpent transactions(first: 100) { edges { node { type amount status balanceBefore balanceAfter } } } } }";
-
-struct Fixture {
-    app: TestApp,
-    admin: Session,
-    service_id: String,
-    /// planType → plan id
-    plans: Vec<(String, String)>,
-}
-
-impl Fixture {
-    fn plan(&self, plan_type: &str) -> &str {
-        &self.plans.iter().find(|(t, _)| t == plan_type).unwrap().1
-    }
-}
-
-/// A service "app-<n>" with FREE (0), BASIC (30,000), PRO (90,000) and PREMIUM (150,000) plans.
-async fn create_service(app: &TestApp, admin: &Session, slug: &str, quota: i32) -> (String, Vec<(String, String)>) {
-    let t = Some(admin.token.as_str());
-    let cats = app.gql_ok(t, "{ categories { id } }", json!({})).await;
-    let cat_id = match cats["categories"].as_array().unwrap().first() {
-        Some(c) => c["id"].as_str().unwrap().to_string(),
-        None => app
-            .gql_ok(t, "mutation { createCategory(input: { name: \"Apps\", slug: \"apps\" }) { id } }", json!({}))
-            .await["createCategory"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    };
-    let svc = app
-        .gql_ok(
-            t,
-            "mutation($i: CreateServiceInput!) { createService(input: $i) { id } }",
-            json!({ "i": { "categoryId": cat_id, "name": slug, "slug": slug, "version": "1", "dockerImage": "nginx:1", "defaultPort": 80 } }),
-        )
-        .await;
-    let service_id = svc["createService"]["id"].as_str().unwrap().to_string();
-    let mut plans = vec![];
-    for (pt, price) in [("FREE", 0), ("BASIC", 30_000), ("PRO", 90_000), ("PREMIUM", 150_000)] {
-        let p = app
-            .gql_ok(
-                t,
-                "mutation($s: ID!, $i: CreatePlanInput!) { createPlan(serviceId: $s, input: $i) { id } }",
-                json!({ "s": service_id, "i": { "name": pt, "planType": pt, "monthlyPrice": price, "cpuMilli": 250, "memoryMb": 256, "storageGb": 1, "totalQuota": quota } }),
-            )
-            .await;
-        plans.push((pt.to_string(), p["createPlan"]["id"].as_str().unwrap().to_string()));
-    }
-    (service_id, plans)
-}
-
-async fn fixture(quota: i32) -> Fixture {
-    let app = TestApp::spawn().await;
-    let admin = app.login_admin().await;
-    let (service_id, plans) = create_service(&app, &admin, "app-one", quota).await;
-    Fixture { app, admin, service_id, plans }
-}
-
-async fn give_credit(app: &TestApp, admin: &Session, user: &Session, amount: i64) {
-    app.gql_ok(
-        Some(&admin.token),
-        "mutation($u: ID!, $a: Int!) { adjustCredit(userId: $u, amount: $a, reason: \"test credit\") { id } }",
-        json!({ "u": user.user_id, "a": amount }),
-    )
-    .await;
-}
-
-async fn balance(app: &TestApp, user: &Session) -> i64 {
-    app.gql_ok(Some(&user.token), WALLET, json!({})).await["wallet"]["balance"].as_i64().unwrap()
-}
-
-async fn used_quota(app: &TestApp, plan_id: &str) -> i64 {
-    let v = app.gql_ok(None, "query($id: ID!) { plan(id: $id) { usedQuota } }", json!({ "id": plan_id })).await;
-    v["plan"]["usedQuota"].as_i64().unwrap()
-}
-
-/// Balance equals the signed sum of completed ledger entries, and is never negative.
-async fn assert_ledger_consistent(app: &TestApp, user: &Session) {
-    let w = app.gql_ok(Some(&user.token), WALLET, json!({})).await;
-    let sum: i64 = w["wallet"]["transactions"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| &e["node"])
-        .filter(|n| n["status"] == "COMPLETED")
-        .map(|n| n["balanceAfter"].as_i64().unwrap() - n["balanceBefore"].as_i64().unwrap())
-        .sum();
-    let bal = w["wallet"]["balance"].as_i64().unwrap();
-    assert_eq!(bal, sum, "balance vs ledger: {w}");
-    assert!(bal >= 0);
-}
 
 #[tokio::test]
 async fn subscribe_charges_takes_a_slot_and_creates_a_pending_instance() {
@@ -295,10 +204,6 @@ async fn others_subscriptions_are_not_found() {
         .await;
     assert_eq!(all["allSubscriptions"]["totalCount"], 1);
     assert_eq!(error_code(&f.app.gql(st, "{ allSubscriptions { totalCount } }", json!({})).await), "FORBIDDEN");
-}
-
-fn ts(v: &Value) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&chrono::Utc)
 }
 
 #[tokio::test]
