@@ -448,6 +448,22 @@ mod tests {
             .unwrap();
         assert_eq!(c.midtrans.snap_url, "http://127.0.0.1:9/snap/v1");
         assert!(c.payment_reconcile_interval.is_none());
+    }
+
+    #[test]
+    fn billing_settings_have_defaults_and_bounds() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.billing_interval, Some(Duration::from_secs(300)));
+        assert_eq!((c.grace_period_days, c.suspension_retention_days), (7, 30));
+        let c = cfg(&[
+            ("MINISPOD_BILLING_INTERVAL_SECS", "0"),
+            ("MINISPOD_GRACE_PERIOD_DAYS", "0"),
+            ("MINISPOD_SUSPENSION_RETENTION_DAYS", "90"),
+        ])
+        .unwrap();
+        assert!(c.billing_interval.is_none());
+        assert_eq!((c.grace_period_days, c.suspension_retention_days), (0, 90));
+        assert_eq!(cfg(&[("MINISPOD_GRACE_PERIOD_DAYS", "31")]).unwrap_err().var, "MINISPOD_GRACE_PERIOD_DAYS");
         assert_eq!(cfg(&[("MIDTRANS_API_URL", "ftp://x")]).unwrap_err().var, "MIDTRANS_API_URL");
     }
 

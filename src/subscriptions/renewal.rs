@@ -204,7 +204,7 @@ pub async fn grace_over(state: &AppState, now: DateTime<Utc>) -> AppResult<Vec<i
 pub async fn suspend_unpaid(state: &AppState, id: i64) -> AppResult<Outcome> {
     let now = state.now();
     let Some(sub) = load(state, id).await? else { return Ok(Outcome::Skipped) };
-    if sub.status != SubscriptionStatus::Active || !sub.grace_period_end.is_some_and(|g| g <= now) {
+    if sub.status != SubscriptionStatus::Active || sub.grace_period_end.is_none_or(|g| g > now) {
         return Ok(Outcome::Skipped);
     }
     lost_race(
