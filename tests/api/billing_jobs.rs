@@ -207,8 +207,11 @@ async fn concurrent_runs_charge_each_subscription_once() {
         futures::future::join_all((0..2).map(|_| minispod_gateway::jobs::billing::renewals(&f.app.state))),
     );
     let mut succeeded: i64 = manual.iter().map(|r| counts(r).1).sum();
+    assert!(manual.iter().all(|r| counts(r).2 == 0), "losing a race is not a failure: {manual:?}");
     for r in timer {
-        succeeded += r.unwrap().succeeded as i64;
+        let r = r.unwrap();
+        assert_eq!(r.failed, 0, "{r:?}");
+        succeeded += r.succeeded as i64;
     }
     assert_eq!(succeeded, 4, "{manual:?}");
     for user in &users {
