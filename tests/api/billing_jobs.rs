@@ -243,3 +243,21 @@ async fn low_credit_warnings_other_jobs_and_access() {
     assert_eq!(error_code(&f.app.gql(Some(&poor.token), RUN, json!({ "j": "RENEWALS" })).await), "FORBIDDEN");
     assert_eq!(error_code(&f.app.gql(None, RUN, json!({ "j": "RENEWALS" })).await), "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn an_automatic_renewal_is_pushed_on_wallet_updates() {
+    use crate::support::ws::WsClient;
+    let f = fixture(10).await;
+    let user = f.app.register("Budi").await;
+    give_credit(&f.app, &f.admin, &user, 100_000).await;
+    let (_, end) = subscribe(&f, &user, "BASIC").await;
+    let mut ws = WsClient::connect_ok(&f.app.ws_url(), Some(&user.token)).await;
+    ws.subscribe("1", "subscription { walletUpdates { type amount balanceAfter } }", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    move_to(&f, end + Duration::hours(1));
+    assert_eq!(counts(&run_job(&f, "RENEWALS").await), (1, 1, 0));
+    let m = ws.next_message(std::time::Duration::from_secs(10)).await.expect("a walletUpdates event");
+    let t = &m["payload"]["data"]["walletUpdates"];
+    assert_eq!((t["type"].as_str(), t["amount"].as_i64()), (Some("RENEWAL"), Some(30_000)), "{m}");
+    assert_eq!(t["balanceAfter"], 40_000);
+}
