@@ -10,7 +10,7 @@ use super::{
     SubscriptionStatus,
     entity::subscription,
     period_end,
-    service::{Actor, announce, charge, record, release_slot, reload, terminate_instances, transition},
+    service::{Actor, announce, charge, new_period, record, release_slot, reload, terminate_instances, transition},
 };
 use crate::{
     billing::TransactionType,
@@ -94,22 +94,7 @@ async fn charge_renewal(state: &AppState, sub: &subscription::Model, now: DateTi
     let start = sub.period_end;
     let end = period_end(start);
     let tx = state.db.begin().await?;
-    transition(
-        &*tx,
-        sub,
-        &[SubscriptionStatus::Active],
-        subscription::ActiveModel {
-            period_start: Set(start),
-            period_end: Set(end),
-            next_billing_at: Set(Some(end)),
-            grace_period_end: Set(None),
-            failed_charges: Set(0),
-            last_charge_amount: Set(Some(sub.monthly_price)),
-            ..Default::default()
-        },
-        now,
-    )
-    .await?;
+    transition(&*tx, sub, &[SubscriptionStatus::Active], new_period(start, end, sub.monthly_price), now).await?;
     // The slot is already held: a renewal never needs a free one.
     let description = format!("Auto-renewal until {}", end.format("%Y-%m-%d"));
     let charged = charge(&*tx, sub, TransactionType::Renewal, sub.monthly_price, description, now).await?;

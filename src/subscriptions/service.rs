@@ -73,6 +73,20 @@ pub(super) async fn record(
     Ok(())
 }
 
+/// The changes that start a paid period `start..end`: active, grace and failures cleared.
+pub(super) fn new_period(start: DateTime<Utc>, end: DateTime<Utc>, price: i64) -> subscription::ActiveModel {
+    subscription::ActiveModel {
+        status: Set(SubscriptionStatus::Active),
+        period_start: Set(start),
+        period_end: Set(end),
+        next_billing_at: Set(Some(end)),
+        grace_period_end: Set(None),
+        failed_charges: Set(0),
+        last_charge_amount: Set(Some(price)),
+        ..Default::default()
+    }
+}
+
 /// Debits the owner for `sub` (nothing for a zero amount); returns the ledger entry's id.
 pub(super) async fn charge(
     db: &impl ConnectionTrait,
@@ -538,23 +552,7 @@ pub async fn renew(state: &AppState, viewer: Viewer, id: i64) -> AppResult<subsc
     }
     let start = if sub.period_end > now { sub.period_end } else { now };
     let end = period_end(start);
-    transition(
-        &*tx,
-        &sub,
-        &[sub.status],
-        subscription::ActiveModel {
-            status: Set(SubscriptionStatus::Active),
-            period_start: Set(start),
-            period_end: Set(end),
-            next_billing_at: Set(Some(end)),
-            grace_period_end: Set(None),
-            failed_charges: Set(0),
-            last_charge_amount: Set(Some(sub.monthly_price)),
-            ..Default::default()
-        },
-        now,
-    )
-    .await?;
+    transition(&*tx, &sub, &[sub.status], new_period(start, end, sub.monthly_price), now).await?;
     let description = format!("Renewal until {}", end.format("%Y-%m-%d"));
     let charged = charge(&*tx, &sub, TransactionType::Renewal, sub.monthly_price, description, now).await?;
     let details = serde_json::json!({ "periodStart": start, "periodEnd": end, "charged": sub.monthly_price });
