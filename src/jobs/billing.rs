@@ -136,12 +136,9 @@ pub async fn low_credit_warnings(state: &AppState) -> AppResult<JobReport> {
 /// Runs RENEWALS then GRACE_PERIOD every `interval` until the task is aborted. Every replica
 /// may run it: each change is a conditional update, so concurrent passes cannot act twice.
 pub fn spawn_runner(state: AppState, interval: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is immediate; let start-up finish first
-        loop {
-            tick.tick().await;
+    super::every(interval, move || {
+        let state = state.clone();
+        async move {
             for job in [BillingJob::Renewals, BillingJob::GracePeriod] {
                 match run(&state, job).await {
                     Ok(r) if r.succeeded + r.failed > 0 => tracing::info!(

@@ -13,12 +13,9 @@ use crate::{
 
 /// Runs `topup::reconcile` every `interval` until the task is aborted.
 pub fn spawn_reconciler(state: AppState, interval: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is immediate; let start-up finish first
-        loop {
-            tick.tick().await;
+    super::every(interval, move || {
+        let state = state.clone();
+        async move {
             match reconcile(&state).await {
                 Ok(r) if r.processed > 0 => {
                     tracing::info!(

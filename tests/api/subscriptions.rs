@@ -514,3 +514,23 @@ async fn platform_stats_add_up() {
         assert_eq!(u["usedQuota"], expected, "{u}");
     }
 }
+
+#[tokio::test]
+async fn quota_in_the_cached_catalog_follows_every_subscription_change() {
+    let f = fixture(3).await;
+    let user = f.app.register("Budi").await;
+    let q = r#"{ service(slug: "app-one") { plans { planType usedQuota availableQuota } } }"#;
+    let free = |v: serde_json::Value| {
+        v["service"]["plans"].as_array().unwrap().iter().find(|p| p["planType"] == "FREE").unwrap()["availableQuota"]
+            .as_i64()
+            .unwrap()
+    };
+    // Fill the cache, then change quota through the use cases: the next read must see it.
+    assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3);
+    assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3);
+    let v = f.app.gql_ok(Some(&user.token), SUBSCRIBE, json!({ "i": { "planId": f.plan("FREE") } })).await;
+    assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 2, "subscribe is visible at once");
+    let id = v["subscribe"]["id"].as_str().unwrap().to_string();
+    f.app.gql_ok(Some(&user.token), CANCEL, json!({ "id": id })).await;
+    assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3, "cancel is visible at once");
+}
