@@ -24,6 +24,9 @@ pub mod subscription {
         pub failed_charges: i32,
         pub previous_plan_id: Option<i64>,
         pub idempotency_key: Option<String>,
+        /// SHA-256 (hex) of the parameters sent with `idempotency_key`; NULL for rows created
+        /// before it was recorded.
+        pub idempotency_fingerprint: Option<String>,
         pub cancelled_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,

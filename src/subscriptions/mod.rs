@@ -1,6 +1,7 @@
 //! Subscriptions: a user's plan of a service, paid from credit, holding one quota slot.
 pub mod entity;
 pub mod graphql;
+pub mod lifecycle;
 pub mod loader;
 pub mod renewal;
 pub mod service;

@@ -12,6 +12,7 @@ use sea_orm::{
 use super::{
     SubscriptionStatus,
     entity::{event, subscription},
+    lifecycle::{self, Action},
     period_end, prorate,
 };
 use crate::{
@@ -36,9 +37,6 @@ pub struct SubscribeInput {
     pub instance_name: Option<String>,
     pub idempotency_key: Option<String>,
 }
-
-/// Days before the period end from which the owner may pay the next period early.
-const EARLY_RENEWAL_DAYS: i64 = 7;
 
 fn not_found() -> AppError {
     AppError::NotFound("subscription")
@@ -143,14 +141,26 @@ fn validate_instance_name(raw: Option<&str>) -> AppResult<Option<String>> {
     }
 }
 
+/// Keys are taken verbatim, as Stripe does: `"k"` and `" k"` are different keys.
 fn validate_idempotency_key(raw: Option<&str>) -> AppResult<Option<String>> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+    match raw {
         None => Ok(None),
-        Some(k) if k.len() <= 100 && k.chars().all(|c| c.is_ascii_graphic()) => Ok(Some(k.to_string())),
-        Some(_) => {
-            Err(AppError::bad_input("idempotencyKey", "idempotencyKey must be 1-100 printable ASCII characters"))
+        Some(k) if (1..=100).contains(&k.len()) && k.bytes().all(|b| (0x20..0x7f).contains(&b)) => {
+            Ok(Some(k.to_string()))
         }
+        Some(_) => Err(AppError::bad_input(
+            "idempotencyKey",
+            "idempotencyKey must be 1-100 printable ASCII characters (spaces count)",
+        )),
     }
+}
+
+/// What a retry must repeat exactly for its key to answer with the first result: the
+/// parameters as the gateway understood them (after validation), hashed.
+fn fingerprint(plan_id: i64, instance_name: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::json!({ "planId": plan_id, "instanceName": instance_name }).to_string();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 /// The subscription this user created with this idempotency key, if any.
@@ -160,6 +170,17 @@ async fn by_idempotency_key(
     key: &str,
 ) -> AppResult<Option<subscription::Model>> {
     Ok(subscription::owned_by(user_id).filter(subscription::Column::IdempotencyKey.eq(key)).one(db).await?)
+}
+
+/// The first result of a key, if this request repeats its parameters; CONFLICT otherwise.
+/// Rows from before fingerprints were recorded (NULL) are answered as before.
+fn replay(existing: subscription::Model, fingerprint: &str) -> AppResult<subscription::Model> {
+    match existing.idempotency_fingerprint.as_deref() {
+        Some(f) if f != fingerprint => Err(AppError::Conflict(
+            "this idempotencyKey was already used with different parameters; use a new key".into(),
+        )),
+        _ => Ok(existing),
+    }
 }
 
 fn subscription_exists(detail: &str) -> AppError {
@@ -176,15 +197,20 @@ fn subscription_exists(detail: &str) -> AppError {
 pub async fn subscribe(state: &AppState, viewer: Viewer, input: SubscribeInput) -> AppResult<subscription::Model> {
     let instance_name = validate_instance_name(input.instance_name.as_deref())?;
     let key = validate_idempotency_key(input.idempotency_key.as_deref())?;
+    let print = fingerprint(input.plan_id, instance_name.as_deref());
     if let Some(k) = &key
         && let Some(existing) = by_idempotency_key(&state.db.conn, viewer.id, k).await?
     {
-        return Ok(existing);
+        return replay(existing, &print);
     }
-    match subscribe_once(state, viewer, input.plan_id, instance_name, key.clone()).await {
+    let keyed = key.clone().map(|k| (k, print.clone()));
+    match subscribe_once(state, viewer, input.plan_id, instance_name, keyed).await {
         // A concurrent request with the same key won the insert: answer with its result.
         Err(AppError::Conflict(msg)) => match &key {
-            Some(k) => by_idempotency_key(&state.db.conn, viewer.id, k).await?.ok_or(AppError::Conflict(msg)),
+            Some(k) => match by_idempotency_key(&state.db.conn, viewer.id, k).await? {
+                Some(existing) => replay(existing, &print),
+                None => Err(AppError::Conflict(msg)),
+            },
             None => Err(AppError::Conflict(msg)),
         },
         other => other,
@@ -196,7 +222,7 @@ async fn subscribe_once(
     viewer: Viewer,
     plan_id: i64,
     instance_name: Option<String>,
-    key: Option<String>,
+    key: Option<(String, String)>,
 ) -> AppResult<subscription::Model> {
     let now = state.now();
     let tx = state.db.begin().await?;
@@ -224,7 +250,8 @@ async fn subscribe_once(
         last_charge_amount: Set(Some(plan.monthly_price)),
         failed_charges: Set(0),
         previous_plan_id: Set(None),
-        idempotency_key: Set(key),
+        idempotency_fingerprint: Set(key.as_ref().map(|(_, f)| f.clone())),
+        idempotency_key: Set(key.map(|(k, _)| k)),
         cancelled_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -312,11 +339,9 @@ pub struct UpgradeQuote {
     pub reason: Option<String>,
 }
 
-/// Why `target` cannot replace the current plan, if it cannot (the rules, not credit or quota).
+/// Why `target` cannot replace the current plan, if it cannot (the plans, not the lifecycle,
+/// credit or quota).
 fn upgrade_rule(sub: &subscription::Model, current: &plan::Model, target: &plan::Model) -> Option<String> {
-    if sub.status != SubscriptionStatus::Active {
-        return Some("only ACTIVE subscriptions can be upgraded".into());
-    }
     if target.service_id != sub.service_id {
         return Some("the new plan must belong to the same service".into());
     }
@@ -354,7 +379,9 @@ pub async fn upgrade_options(state: &AppState, sub: &subscription::Model) -> App
         .filter(|p| p.plan_type.rank() > current.plan_type.rank())
         .map(|p| {
             let cost = upgrade_cost(sub, sub.monthly_price, &p, now);
-            let reason = upgrade_rule(sub, &current, &p)
+            let reason = lifecycle::allowed(Action::Upgrade, lifecycle::phase(sub, now))
+                .err()
+                .or_else(|| upgrade_rule(sub, &current, &p))
                 .or_else(|| (p.available_quota() == 0).then(|| "plan at full capacity".to_string()))
                 .or_else(|| (balance < cost).then(|| format!("insufficient credit: need {} IDR more", cost - balance)));
             UpgradeQuote { plan: p, cost, reason }
@@ -374,12 +401,7 @@ pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) ->
     let tx = state.db.begin().await?;
     let current = plan::Entity::find_by_id(sub.plan_id).one(&*tx).await?.ok_or(AppError::NotFound("plan"))?;
     let target = plan::Entity::find_by_id(plan_id).one(&*tx).await?.ok_or(AppError::NotFound("plan"))?;
-    if sub.status != SubscriptionStatus::Active {
-        return Err(AppError::Conflict(format!(
-            "only ACTIVE subscriptions can be upgraded (this one is {})",
-            sub.status.as_str()
-        )));
-    }
+    lifecycle::check(Action::Upgrade, &sub, now)?;
     if let Some(rule) = upgrade_rule(&sub, &current, &target) {
         return Err(AppError::bad_input("planId", rule));
     }
@@ -451,14 +473,11 @@ pub async fn cancel(
     let now = state.now();
     let sub = visible(&state.db.conn, viewer, id).await?;
     let tx = state.db.begin().await?;
-    let from = [SubscriptionStatus::Active, SubscriptionStatus::Suspended];
-    if !from.contains(&sub.status) {
-        return Err(AppError::Conflict(format!("a {} subscription cannot be cancelled", sub.status.as_str())));
-    }
+    lifecycle::check(Action::Cancel, &sub, now)?;
     transition(
         &*tx,
         &sub,
-        &from,
+        &[sub.status],
         subscription::ActiveModel {
             status: Set(SubscriptionStatus::Cancelled),
             auto_renew: Set(false),
@@ -521,9 +540,7 @@ pub async fn set_auto_renew(
     let now = state.now();
     let sub = visible(&state.db.conn, viewer, id).await?;
     let tx = state.db.begin().await?;
-    if !sub.status.is_live() {
-        return Err(AppError::Conflict(format!("auto-renew cannot change on a {} subscription", sub.status.as_str())));
-    }
+    lifecycle::check(Action::SetAutoRenew, &sub, now)?;
     let from = [sub.status];
     transition(&*tx, &sub, &from, subscription::ActiveModel { auto_renew: Set(enabled), ..Default::default() }, now)
         .await?;
@@ -536,21 +553,15 @@ pub async fn set_auto_renew(
 }
 
 /// Pays the next period now: during a grace period (or while suspended for non-payment), or
-/// within seven days of the period end. The new period follows the old one without a gap when
-/// paid early, and starts now when the old one is over.
+/// within seven days of the period end. Where the new period starts is the lifecycle's rule
+/// (`lifecycle::renewal_start`): at the old end, except from SUSPENDED.
 #[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id), err)]
 pub async fn renew(state: &AppState, viewer: Viewer, id: i64) -> AppResult<subscription::Model> {
     let now = state.now();
     let sub = visible(&state.db.conn, viewer, id).await?;
     let tx = state.db.begin().await?;
-    let in_grace = sub.grace_period_end.is_some() || sub.status == SubscriptionStatus::Suspended;
-    let early = sub.status == SubscriptionStatus::Active && sub.period_end - now <= Duration::days(EARLY_RENEWAL_DAYS);
-    if !matches!(sub.status, SubscriptionStatus::Active | SubscriptionStatus::Suspended) || !(in_grace || early) {
-        return Err(AppError::Conflict(format!(
-            "renewal is possible during a grace period or within {EARLY_RENEWAL_DAYS} days of the period end"
-        )));
-    }
-    let start = if sub.period_end > now { sub.period_end } else { now };
+    let phase = lifecycle::check(Action::Renew, &sub, now)?;
+    let start = lifecycle::renewal_start(&sub, phase, now);
     let end = period_end(start);
     transition(&*tx, &sub, &[sub.status], new_period(start, end, sub.monthly_price), now).await?;
     let description = format!("Renewal until {}", end.format("%Y-%m-%d"));
@@ -589,9 +600,7 @@ pub async fn extend(
     let now = state.now();
     let sub = visible(&state.db.conn, admin, id).await?;
     let tx = state.db.begin().await?;
-    if !sub.status.is_live() {
-        return Err(AppError::Conflict(format!("a {} subscription cannot be extended", sub.status.as_str())));
-    }
+    lifecycle::check(Action::Extend, &sub, now)?;
     let by = Duration::days(i64::from(days));
     let end = sub.period_end + by;
     transition(

@@ -261,3 +261,76 @@ async fn an_automatic_renewal_is_pushed_on_wallet_updates() {
     assert_eq!((t["type"].as_str(), t["amount"].as_i64()), (Some("RENEWAL"), Some(30_000)), "{m}");
     assert_eq!(t["balanceAfter"], 40_000);
 }
+
+const UPGRADE: &str = "mutation($id: ID!, $p: ID!) { upgradeSubscription(id: $id, planId: $p) { plan { planType } endDate transactions { type amount } } }";
+const RENEW: &str = "mutation($id: ID!) { renewSubscription(id: $id) { status startDate endDate gracePeriodEnd } }";
+const OPTIONS: &str =
+    "query($id: ID!) { subscription(id: $id) { upgradeOptions { plan { planType } cost canUpgrade reason } } }";
+
+#[tokio::test]
+async fn no_upgrade_in_grace_and_a_manual_renewal_starts_at_the_old_end() {
+    let f = fixture(10).await;
+    let user = f.app.register("Budi").await;
+    let ut = Some(user.token.as_str());
+    give_credit(&f.app, &f.admin, &user, 30_000).await;
+    let (id, end) = subscribe(&f, &user, "BASIC").await;
+    move_to(&f, end + Duration::hours(1));
+    assert_eq!(counts(&run_job(&f, "RENEWALS").await), (1, 0, 1), "no credit: grace");
+    give_credit(&f.app, &f.admin, &user, 500_000).await;
+    move_to(&f, end + Duration::days(3));
+
+    // The prorated price would be 0 now that the period is over: refused, nothing charged.
+    let v = f.app.gql(ut, UPGRADE, json!({ "id": id, "p": f.plan("PREMIUM") })).await;
+    assert_eq!(error_code(&v), "CONFLICT", "{v}");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("renew first"), "{v}");
+    assert_eq!(balance(&f.app, &user).await, 500_000);
+    assert_eq!(used_quota(&f.app, f.plan("PREMIUM")).await, 0);
+    let opts = f.app.gql_ok(ut, OPTIONS, json!({ "id": id })).await;
+    for o in opts["subscription"]["upgradeOptions"].as_array().unwrap() {
+        assert_eq!(o["canUpgrade"], false, "{o}");
+        assert!(o["reason"].as_str().unwrap().contains("renew first"), "{o}");
+    }
+
+    // Renewing in grace: the grace days were served, so the new period starts at the old end.
+    let r = f.app.gql_ok(ut, RENEW, json!({ "id": id })).await["renewSubscription"].clone();
+    assert_eq!(r["status"], "ACTIVE");
+    assert!(r["gracePeriodEnd"].is_null());
+    assert_eq!(ts(&r["startDate"]), end, "{r}");
+    assert_eq!(ts(&r["endDate"]), end.checked_add_months(Months::new(1)).unwrap());
+    assert_eq!(balance(&f.app, &user).await, 470_000);
+
+    // With a paid period the upgrade is allowed again, and it costs the prorated difference.
+    let u = f.app.gql_ok(ut, UPGRADE, json!({ "id": id, "p": f.plan("PREMIUM") })).await["upgradeSubscription"].clone();
+    assert_eq!(u["plan"]["planType"], "PREMIUM");
+    let charged = u["transactions"].as_array().unwrap().iter().find(|t| t["type"] == "UPGRADE").unwrap()["amount"]
+        .as_i64()
+        .unwrap();
+    assert!((100_000..=120_000).contains(&charged), "about 27 of 30 days of 120,000: {charged}");
+    assert_ledger_consistent(&f.app, &user).await;
+}
+
+#[tokio::test]
+async fn a_manual_renewal_from_suspended_starts_now() {
+    let f = fixture(10).await;
+    let user = f.app.register("Budi").await;
+    let ut = Some(user.token.as_str());
+    give_credit(&f.app, &f.admin, &user, 30_000).await;
+    let (id, end) = subscribe(&f, &user, "BASIC").await;
+    move_to(&f, end + Duration::hours(1));
+    run_job(&f, "RENEWALS").await;
+    move_to(&f, end + Duration::days(9));
+    assert_eq!(counts(&run_job(&f, "GRACE_PERIOD").await), (1, 1, 0));
+    assert_eq!(sub(&f, &id).await["status"], "SUSPENDED");
+    let v = f.app.gql(ut, UPGRADE, json!({ "id": id, "p": f.plan("PRO") })).await;
+    assert_eq!(error_code(&v), "CONFLICT", "{v}");
+
+    give_credit(&f.app, &f.admin, &user, 30_000).await;
+    let before = f.app.state.now();
+    let r = f.app.gql_ok(ut, RENEW, json!({ "id": id })).await["renewSubscription"].clone();
+    let after = f.app.state.now();
+    assert_eq!(r["status"], "ACTIVE");
+    let start = ts(&r["startDate"]);
+    assert!(before <= start && start <= after, "the service was stopped: the period starts now ({start})");
+    assert_eq!(ts(&r["endDate"]), start.checked_add_months(Months::new(1)).unwrap());
+    assert_eq!(balance(&f.app, &user).await, 0);
+}

@@ -534,3 +534,38 @@ async fn quota_in_the_cached_catalog_follows_every_subscription_change() {
     f.app.gql_ok(Some(&user.token), CANCEL, json!({ "id": id })).await;
     assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3, "cancel is visible at once");
 }
+
+#[tokio::test]
+async fn idempotency_key_with_other_parameters_is_a_conflict_and_keys_are_verbatim() {
+    let f = fixture(10).await;
+    let user = f.app.register("Budi").await;
+    let ut = Some(user.token.as_str());
+    give_credit(&f.app, &f.admin, &user, 500_000).await;
+    let first = json!({ "i": { "planId": f.plan("BASIC"), "instanceName": "blog", "idempotencyKey": "k" } });
+    let id = f.app.gql_ok(ut, SUBSCRIBE, first.clone()).await["subscribe"]["id"].clone();
+
+    // Same key, other plan or other instance name: CONFLICT, nothing charged or taken.
+    for other in [
+        json!({ "i": { "planId": f.plan("PREMIUM"), "instanceName": "blog", "idempotencyKey": "k" } }),
+        json!({ "i": { "planId": f.plan("BASIC"), "instanceName": "shop", "idempotencyKey": "k" } }),
+        json!({ "i": { "planId": f.plan("BASIC"), "idempotencyKey": "k" } }),
+    ] {
+        let v = f.app.gql(ut, SUBSCRIBE, other).await;
+        assert_eq!(error_code(&v), "CONFLICT", "{v}");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains("different parameters"), "{v}");
+    }
+    assert_eq!(balance(&f.app, &user).await, 470_000);
+    assert_eq!(used_quota(&f.app, f.plan("PREMIUM")).await, 0);
+    // Same key, same parameters: the first subscription.
+    assert_eq!(f.app.gql_ok(ut, SUBSCRIBE, first).await["subscribe"]["id"], id);
+
+    // Keys are verbatim: " k" is another key, so it subscribes (to another service).
+    let (_, plans) = create_service(&f.app, &f.admin, "app-two", 10).await;
+    let spaced = json!({ "i": { "planId": plans[1].1, "idempotencyKey": " k" } });
+    let v = f.app.gql_ok(ut, SUBSCRIBE, spaced.clone()).await;
+    assert_ne!(v["subscribe"]["id"], id);
+    assert_eq!(f.app.gql_ok(ut, SUBSCRIBE, spaced).await["subscribe"]["id"], v["subscribe"]["id"]);
+    assert_eq!(balance(&f.app, &user).await, 440_000);
+    let v = f.app.gql(ut, SUBSCRIBE, json!({ "i": { "planId": plans[1].1, "idempotencyKey": "" } })).await;
+    assert_eq!(v["errors"][0]["extensions"]["field"], "idempotencyKey", "{v}");
+}
