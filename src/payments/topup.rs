@@ -278,6 +278,56 @@ pub async fn find_by_order(state: &AppState, order_id: &str) -> AppResult<transa
         .ok_or(AppError::NotFound("order"))
 }
 
+/// Where a reported `gross_amount` came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AmountSource {
+    /// The body of a signed HTTP notification.
+    Notification,
+    /// An answer of the status or cancel API.
+    StatusApi,
+}
+
+/// Every path that acts on a Midtrans answer (webhook, its status confirmation, syncTopUp,
+/// the reconciler, cancel) checks the reported `gross_amount` here before applying anything:
+/// an answer about another amount is never applied. A mismatch is logged and flagged on the
+/// row (`metadata.amountMismatch`) for a person to look at.
+pub async fn ensure_amount(
+    state: &AppState,
+    row: &transactions::Model,
+    reported: Option<&str>,
+    source: AmountSource,
+) -> AppResult<()> {
+    if reported.and_then(parse_gross_amount) == Some(row.amount) {
+        return Ok(());
+    }
+    tracing::error!(transaction_id = row.id, order_id = ?row.order_id, reported, expected = row.amount, ?source,
+        "Midtrans reported an amount that does not match the order; not applied, flagged for review");
+    let mut meta = row.metadata.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    meta["amountMismatch"] =
+        json!({ "reported": reported, "expected": row.amount, "source": format!("{source:?}"), "at": state.now() });
+    // Only if the row is as we read it, so a concurrent change's metadata is never overwritten.
+    transactions::Entity::update_many()
+        .col_expr(transactions::Column::Metadata, sea_orm::sea_query::Expr::value(meta))
+        .filter(transactions::Column::Id.eq(row.id))
+        .filter(transactions::Column::UpdatedAt.eq(row.updated_at))
+        .exec(&state.db.conn)
+        .await?;
+    Err(match source {
+        AmountSource::Notification => AppError::bad_input("gross_amount", "gross_amount does not match the order"),
+        AmountSource::StatusApi => AppError::PaymentProvider(format!(
+            "Midtrans reported {} IDR for an order of {} IDR; held for review",
+            reported.unwrap_or("no amount"),
+            row.amount
+        )),
+    })
+}
+
+/// A status-API answer about `row`, once its amount is checked.
+async fn checked(state: &AppState, row: &transactions::Model, answer: StatusResponse) -> AppResult<ProviderStatus> {
+    ensure_amount(state, row, answer.gross_amount.as_deref(), AmountSource::StatusApi).await?;
+    Ok(ProviderStatus::from(answer))
+}
+
 /// A verified notification (signature already checked by the webhook).
 #[tracing::instrument(skip_all, fields(order_id = order_id), err)]
 pub async fn handle_notification(
@@ -287,19 +337,11 @@ pub async fn handle_notification(
     notified: ProviderStatus,
 ) -> AppResult<transactions::Model> {
     let row = find_by_order(state, order_id).await?;
-    if parse_gross_amount(gross_amount) != Some(row.amount) {
-        tracing::warn!(order_id, gross_amount, expected = row.amount, "notification amount does not match the order");
-        return Err(AppError::bad_input("gross_amount", "gross_amount does not match the order"));
-    }
+    ensure_amount(state, &row, Some(gross_amount), AmountSource::Notification).await?;
     let status = if state.midtrans.config().verify_by_status {
         // Trust the backend-to-backend answer over the posted body.
         match state.midtrans.status(order_id).await? {
-            Some(s) => {
-                if s.gross_amount.as_deref().is_some_and(|g| parse_gross_amount(g) != Some(row.amount)) {
-                    return Err(AppError::bad_input("gross_amount", "status API amount does not match the order"));
-                }
-                ProviderStatus::from(s)
-            }
+            Some(s) => checked(state, &row, s).await?,
             None => return Ok(row),
         }
     } else {
@@ -320,7 +362,10 @@ fn top_up_of(row: transactions::Model) -> AppResult<(transactions::Model, String
 pub async fn sync_row(state: &AppState, row: transactions::Model) -> AppResult<transactions::Model> {
     let (row, order) = top_up_of(row)?;
     match state.midtrans.status(&order).await? {
-        Some(s) => apply_status(state, row.id, &ProviderStatus::from(s)).await,
+        Some(s) => {
+            let ps = checked(state, &row, s).await?;
+            apply_status(state, row.id, &ps).await
+        }
         None if row.expires_at.is_some_and(|e| e <= state.now()) => {
             let ps = ProviderStatus { transaction_status: "expire".into(), ..Default::default() };
             apply_status(state, row.id, &ps).await
@@ -344,12 +389,14 @@ pub async fn cancel_top_up(state: &AppState, viewer: Viewer, id: i64) -> AppResu
         return Err(AppError::Conflict("only a PENDING top-up can be cancelled".into()));
     }
     let ps = match state.midtrans.cancel(&order).await {
-        Ok(Some(s)) if s.transaction_status.is_some() => ProviderStatus::from(s),
+        Ok(Some(s)) if s.transaction_status.is_some() => checked(state, &row, s).await?,
         // Unknown at Midtrans: the customer never chose a payment method.
         Ok(_) => ProviderStatus { transaction_status: "cancel".into(), ..Default::default() },
         // Refused (e.g. already paid): apply what Midtrans says the payment is now.
         Err(e) => match state.midtrans.status(&order).await {
-            Ok(Some(s)) if s.transaction_status.as_deref().is_some_and(|t| t != "pending") => ProviderStatus::from(s),
+            Ok(Some(s)) if s.transaction_status.as_deref().is_some_and(|t| t != "pending") => {
+                checked(state, &row, s).await?
+            }
             _ => return Err(e),
         },
     };

@@ -11,6 +11,7 @@ mod cluster;
 mod foundation;
 mod helpers;
 mod subscriptions;
+mod topup_amounts;
 mod topups;
 mod users;
 mod wallet;
