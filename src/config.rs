@@ -24,8 +24,20 @@ impl std::fmt::Debug for SecretString {
     }
 }
 
+/// `MINISPOD_ENV`: development keeps the zero-config defaults; production requires a
+/// `JWT_SECRET` and turns demo seeding and introspection off and Midtrans status confirmation
+/// on, unless each is set explicitly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// MINISPOD_ENV; the defaults below follow it.
+    pub env: Environment,
     pub listen: SocketAddr,
     pub database_url: String,
     /// `None`: generate one and keep it in the database so tokens survive restarts.
@@ -151,6 +163,7 @@ impl Default for Config {
     /// Zero-config defaults: SQLite file in the working directory, loopback on port 8080.
     fn default() -> Self {
         Self {
+            env: Environment::Development,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://minispod.db?mode=rwc".into(),
             jwt_secret: None,
@@ -199,6 +212,7 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let mut c = Config::default();
+        read_environment(&get, &mut c)?;
         if let Some(v) = get("MINISPOD_LISTEN") {
             c.listen = parse("MINISPOD_LISTEN", &v)?;
         }
@@ -316,6 +330,13 @@ impl Config {
         if let Some(v) = get("MINISPOD_KUBE_READ_TIMEOUT_SECS") {
             c.kube.read_timeout = Duration::from_secs(parse_range("MINISPOD_KUBE_READ_TIMEOUT_SECS", &v, 1, 600)?);
         }
+        if c.env == Environment::Production && c.jwt_secret.is_none() {
+            // A generated secret lives in the database: anyone with a backup could sign tokens.
+            return Err(ConfigError {
+                var: "JWT_SECRET",
+                reason: "required when MINISPOD_ENV=production (at least 32 characters)".into(),
+            });
+        }
         Ok(c)
     }
 
@@ -324,7 +345,24 @@ impl Config {
     }
 }
 
+/// MINISPOD_ENV, read first: production changes the defaults that explicit settings override.
+fn read_environment(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    c.env = match get("MINISPOD_ENV").as_deref().map(str::trim) {
+        None | Some("development") => Environment::Development,
+        Some("production") => Environment::Production,
+        Some(_) => {
+            return Err(ConfigError { var: "MINISPOD_ENV", reason: "must be production or development".into() });
+        }
+    };
+    if c.env == Environment::Production {
+        c.seed_demo = false;
+        c.graphql.introspection = false;
+    }
+    Ok(())
+}
+
 fn read_midtrans(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    let production_env = c.env == Environment::Production;
     let m = &mut c.midtrans;
     if let Some(v) = get("MIDTRANS_SERVER_KEY") {
         // Midtrans' own clients refuse keys with whitespace: they cannot be valid.
@@ -348,10 +386,10 @@ fn read_midtrans(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Resul
     if let Some(v) = get("MIDTRANS_EXPIRY_MINUTES") {
         m.expiry_minutes = parse_range("MIDTRANS_EXPIRY_MINUTES", &v, 5, 7 * 24 * 60)? as u32;
     }
-    // Default: confirm notifications by the status API in production.
+    // Default: confirm notifications by the status API in production (either switch).
     m.verify_by_status = match get("MIDTRANS_VERIFY_STATUS") {
         Some(v) => parse_bool("MIDTRANS_VERIFY_STATUS", &v)?,
-        None => m.production,
+        None => m.production || production_env,
     };
     if let Some(v) = get("MIDTRANS_TIMEOUT_SECS") {
         m.timeout = Duration::from_secs(parse_range("MIDTRANS_TIMEOUT_SECS", &v, 1, 60)?);
@@ -476,6 +514,46 @@ mod tests {
         let c = cfg(&[("MINISPOD_KUBE", "off"), ("MINISPOD_KUBECONFIG", "/tmp/k")]).unwrap();
         assert_eq!(c.kube.source, KubeSource::Disabled);
         assert_eq!(cfg(&[("MINISPOD_KUBE", "maybe")]).unwrap_err().var, "MINISPOD_KUBE");
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+    #[test]
+    fn development_keeps_the_zero_config_defaults() {
+        for c in [cfg(&[]).unwrap(), cfg(&[("MINISPOD_ENV", "development")]).unwrap()] {
+            assert_eq!(c.env, Environment::Development);
+            assert!(c.jwt_secret.is_none());
+            assert!(c.seed_demo && c.graphql.introspection);
+            assert!(!c.midtrans.verify_by_status);
+        }
+        assert_eq!(cfg(&[("MINISPOD_ENV", "prod")]).unwrap_err().var, "MINISPOD_ENV");
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let e = cfg(&[("MINISPOD_ENV", "production")]).unwrap_err();
+        assert_eq!(e.var, "JWT_SECRET");
+        assert!(!e.to_string().contains('\n'), "one line: {e}");
+        assert_eq!(cfg(&[("MINISPOD_ENV", "production"), ("JWT_SECRET", "short")]).unwrap_err().var, "JWT_SECRET");
+    }
+
+    #[test]
+    fn production_defaults_and_explicit_overrides() {
+        let c = cfg(&[("MINISPOD_ENV", "production"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.env, Environment::Production);
+        assert!(!c.seed_demo, "no demo accounts with public passwords");
+        assert!(!c.graphql.introspection);
+        assert!(c.midtrans.verify_by_status, "notifications are confirmed by the status API");
+        assert_eq!(c.midtrans.api_url, MIDTRANS_SANDBOX_API_URL, "the Midtrans mode is its own switch");
+        let c = cfg(&[
+            ("MINISPOD_ENV", "production"),
+            ("JWT_SECRET", SECRET),
+            ("MINISPOD_SEED_DEMO", "true"),
+            ("MINISPOD_INTROSPECTION", "true"),
+            ("MIDTRANS_VERIFY_STATUS", "false"),
+        ])
+        .unwrap();
+        assert!(c.seed_demo && c.graphql.introspection && !c.midtrans.verify_by_status);
     }
 
     #[test]
