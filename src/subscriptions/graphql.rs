@@ -151,7 +151,9 @@ pub struct SubscribeInput {
     plan_id: ID,
     /// DNS-safe, 1-40 characters; derived from the service when absent.
     instance_name: Option<String>,
-    /// Retrying with the same key returns the same subscription and never charges twice.
+    /// 1-100 printable ASCII characters, taken verbatim. Retrying with the same key and the
+    /// same parameters returns the same subscription and never charges twice; the same key
+    /// with other parameters answers CONFLICT.
     idempotency_key: Option<String>,
 }
 
