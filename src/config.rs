@@ -340,6 +340,18 @@ impl Config {
         Ok(c)
     }
 
+    /// Only the listen address, for `minispod healthcheck`. The probe runs with the server's
+    /// environment and must not fail on a setting it never uses (JWT_SECRET in production, say),
+    /// so the other variables are not read; the address is parsed exactly as for the server.
+    pub fn listen_from_env() -> Result<SocketAddr, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::listen_from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn listen_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {
+        Self::from_lookup(|k| if k == "MINISPOD_LISTEN" { get(k) } else { None }).map(|c| c.listen)
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
@@ -459,6 +471,17 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert!(c.is_sqlite());
         assert!(c.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn the_listen_address_alone_ignores_the_other_settings() {
+        let m: HashMap<&str, &str> =
+            [("MINISPOD_LISTEN", "0.0.0.0:9090"), ("JWT_SECRET", "short"), ("DATABASE_URL", "mysql://x")].into();
+        let listen = Config::listen_from_lookup(|k| m.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(listen.to_string(), "0.0.0.0:9090");
+        let e = Config::listen_from_lookup(|k| (k == "MINISPOD_LISTEN").then(|| "nope".to_string())).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_LISTEN");
+        assert_eq!(Config::listen_from_lookup(|_| None).unwrap().to_string(), "127.0.0.1:8080");
     }
 
     #[test]

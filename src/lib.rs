@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod healthcheck;
 pub mod instances;
 pub mod jobs;
 pub mod pagination;

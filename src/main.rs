@@ -1,9 +1,9 @@
-//! `minispod`: run the gateway, migrate, seed or export the schema.
+//! `minispod`: run the gateway, migrate, seed, export the schema or probe a running gateway.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
-use minispod_gateway::{app, config::Config, db::Db, graphql};
+use minispod_gateway::{app, config::Config, db::Db, graphql, healthcheck};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 #[derive(Parser)]
@@ -26,6 +26,8 @@ enum Command {
     Seed,
     /// Print the GraphQL SDL (the committed schema.graphql).
     ExportSchema,
+    /// Probe the gateway on MINISPOD_LISTEN: exit 0 when GET /healthz answers 200 within 2 s, else 1.
+    Healthcheck,
 }
 
 #[derive(Subcommand)]
@@ -59,6 +61,9 @@ async fn main() -> ExitCode {
     if let Some(Command::ExportSchema) = cli.command {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Healthcheck) = cli.command {
+        return run_healthcheck().await;
     }
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -105,6 +110,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("seeded");
             Ok(())
         }
-        Command::ExportSchema => Ok(()),
+        Command::ExportSchema | Command::Healthcheck => Ok(()),
+    }
+}
+
+/// Reads only MINISPOD_LISTEN: the probe shares the server's environment and must not fail on
+/// settings it never uses. Exit codes are HEALTHCHECK's: 0 healthy, 1 unhealthy (Docker reserves
+/// 2, so an invalid MINISPOD_LISTEN is unhealthy here; the server refuses to start on it anyway).
+async fn run_healthcheck() -> ExitCode {
+    let result = match Config::listen_from_env() {
+        Ok(listen) => healthcheck::check(listen, healthcheck::TIMEOUT).await,
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("minispod healthcheck: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -10,6 +10,7 @@ mod catalog;
 mod cluster;
 mod foundation;
 mod helpers;
+mod image;
 mod production;
 mod subscriptions;
 mod topup_amounts;
