@@ -204,13 +204,11 @@ impl Extension for DocumentLimits {
 }
 
 fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ClientIp {
-    if state.config.trust_forwarded_for
-        && let Some(first) =
-            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next())
-    {
-        return ClientIp(Some(first.trim().to_string()));
+    if !state.config.trust_forwarded_for {
+        return ClientIp(Some(peer.ip().to_string()));
     }
-    ClientIp(Some(peer.ip().to_string()))
+    let values = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    ClientIp(Some(auth::client_ip::from_forwarded(values, state.config.trusted_proxies, peer.ip()).to_string()))
 }
 
 /// Every error leaves with a code: engine errors (parse, validation, limits) lack one and are
