@@ -82,7 +82,8 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_depth * 2 + 8)
         .limit_directives(16)
-        .extension(DocumentLimits { max_aliases: limits.max_aliases, max_depth: limits.max_depth });
+        .extension(DocumentLimits { max_aliases: limits.max_aliases, max_depth: limits.max_depth })
+        .extension(crate::text::TextGuard);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
