@@ -17,8 +17,9 @@ use async_graphql::{
 use async_graphql_value::{ConstValue, Name, Value};
 use icu_properties::{
     CodePointMapData, CodePointSetData,
-    props::{DefaultIgnorableCodePoint, GeneralCategory},
+    props::{DefaultIgnorableCodePoint, GeneralCategory, Script},
 };
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::AppError;
 
@@ -54,6 +55,36 @@ pub fn is_invisible(c: char) -> bool {
             | GeneralCategory::Unassigned
             | GeneralCategory::Surrogate
     )
+}
+
+/// NFKC: compatibility forms (full-width letters, ligatures, non-breaking spaces, …) become the
+/// plain characters they look like, so `ａｄｍｉｎ` and `admin` are one name.
+pub fn nfkc(s: &str) -> String {
+    s.nfkc().collect()
+}
+
+/// Whether the letters of `s` come from one script, as UTS #39 "highly restrictive" defines
+/// it: common characters (digits, punctuation) and inherited marks go with anything, and Han
+/// may be written together with Japanese kana, Korean Hangul or Bopomofo (and Latin with any of
+/// those). `pаypal` with a Cyrillic `а` is mixed; `日本語ドメイン` is not.
+pub fn is_single_script(s: &str) -> bool {
+    let scripts = CodePointMapData::<Script>::new();
+    let mut seen: Vec<Script> = Vec::new();
+    for c in s.chars() {
+        let script = scripts.get(c);
+        if !matches!(script, Script::Common | Script::Inherited) && !seen.contains(&script) {
+            seen.push(script);
+        }
+    }
+    if seen.len() <= 1 {
+        return true;
+    }
+    const ALLOWED: [&[Script]; 3] = [
+        &[Script::Latin, Script::Han, Script::Hiragana, Script::Katakana],
+        &[Script::Latin, Script::Han, Script::Bopomofo],
+        &[Script::Latin, Script::Han, Script::Hangul],
+    ];
+    ALLOWED.iter().any(|set| seen.iter().all(|s| set.contains(s)))
 }
 
 /// Refuses control characters in every string argument of every operation, before execution:
@@ -207,6 +238,17 @@ mod tests {
         }
         for c in ['a', 'é', ' ', '-', '日', 'б', '😀'] {
             assert!(!is_invisible(c), "{c} is visible");
+        }
+    }
+
+    #[test]
+    fn scripts() {
+        for ok in ["paypal", "bücher", "пример", "日本語ドメイン", "한국어도메인", "abc漢字", "x-1", "مثال"]
+        {
+            assert!(is_single_script(ok), "{ok} is one script");
+        }
+        for mixed in ["pаypal", "gοogle", "аdmin", "abcпример", "한국ドメイン"] {
+            assert!(!is_single_script(mixed), "{mixed} mixes scripts");
         }
     }
 

@@ -76,3 +76,60 @@ async fn admin_user_search_has_a_length_limit() {
     let v = app.gql_ok(Some(&admin.token), users, json!({ "s": "a".repeat(100) })).await;
     assert_eq!(v["users"]["totalCount"], 0);
 }
+
+const REGISTER: &str = "mutation($i: RegisterInput!) { register(input: $i) { accessToken user { email name } } }";
+const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { email } } }";
+
+fn registration(name: &str, email: &str) -> Value {
+    json!({ "i": { "name": name, "email": email, "password": "password-123" } })
+}
+
+#[tokio::test]
+async fn lookalike_emails_cannot_register_a_second_account() {
+    let app = TestApp::spawn().await;
+    let v = app.gql_ok(None, REGISTER, registration("Admin", "boss@example.com")).await;
+    assert_eq!(v["register"]["user"]["email"], "boss@example.com");
+    // Invisible and bidi characters are refused outright.
+    for email in
+        ["boss\u{200b}@example.com", "bo\u{202e}ss@example.com", "boss@exam\u{2060}ple.com", "boss\u{feff}@example.com"]
+    {
+        assert_bad_input(&app.gql(None, REGISTER, registration("Admin", email)).await, "email");
+    }
+    // Compatibility forms normalise to the existing account: the database says it is taken.
+    let v = app.gql(None, REGISTER, registration("Admin", "ｂｏｓｓ@ｅｘａｍｐｌｅ.ｃｏｍ")).await;
+    assert_eq!(error_code(&v), "CONFLICT", "{v}");
+    // Mixed-script domain labels are refused (Cyrillic а), in either spelling.
+    for email in ["boss@exаmple.com", "boss@xn--exmple-4nf.com"] {
+        let v = app.gql(None, REGISTER, registration("Admin", email)).await;
+        assert_bad_input(&v, "email");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains("mix scripts"), "{v}");
+    }
+    // An internationalised domain in one script is fine and has one stored form.
+    let v = app.gql_ok(None, REGISTER, registration("Budi", "budi@bücher.example")).await;
+    assert_eq!(v["register"]["user"]["email"], "budi@xn--bcher-kva.example");
+    let v = app.gql(None, REGISTER, registration("Budi", "budi@xn--bcher-kva.example")).await;
+    assert_eq!(error_code(&v), "CONFLICT", "{v}");
+    // Login normalises the same way.
+    let v = app.gql_ok(None, LOGIN, json!({ "e": "ＢＯＳＳ@example.com", "p": "password-123" })).await;
+    assert_eq!(v["login"]["user"]["email"], "boss@example.com");
+    let v = app.gql(None, LOGIN, json!({ "e": "boss\u{200b}@example.com", "p": "password-123" })).await;
+    assert_eq!(error_code(&v), "UNAUTHENTICATED", "{v}");
+}
+
+#[tokio::test]
+async fn display_names_are_normalised_and_visible() {
+    let app = TestApp::spawn().await;
+    let v = app.gql_ok(None, REGISTER, registration("  Ｂｕｄｉ\u{a0} Santoso ", "budi@example.com")).await;
+    assert_eq!(v["register"]["user"]["name"], "Budi Santoso");
+    for name in ["Ad\u{200b}min", "\u{202e}nimdA", "Admin\u{2067}", "\u{3164}", "Admin\u{fe0f}"] {
+        assert_bad_input(&app.gql(None, REGISTER, registration(name, "other@example.com")).await, "name");
+    }
+
+    let s = app.register("Sari").await;
+    let update = "mutation($n: String) { updateProfile(input: { name: $n }) { name } }";
+    for name in ["Sa\u{200d}ri", "Sari\u{202e}", "\u{2800}"] {
+        assert_bad_input(&app.gql(Some(&s.token), update, json!({ "n": name })).await, "name");
+    }
+    let v = app.gql_ok(Some(&s.token), update, json!({ "n": "ｓａｒｉ  Dewi" })).await;
+    assert_eq!(v["updateProfile"]["name"], "sari Dewi");
+}
