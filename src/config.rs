@@ -53,6 +53,9 @@ pub struct Config {
     pub rate_limit: RateLimits,
     /// Honour `X-Forwarded-For` for the client IP (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Proxies in front of the gateway that append to `X-Forwarded-For`: the client is the entry
+    /// this many places from the right (1 = the rightmost).
+    pub trusted_proxies: usize,
     /// Concurrent argon2 computations; protects the runtime from login floods.
     pub password_hash_concurrency: usize,
     pub cors_origins: Vec<String>,
@@ -145,10 +148,14 @@ pub struct GraphqlLimits {
 
 #[derive(Clone, Debug)]
 pub struct RateLimits {
-    /// Login/register attempts per minute for one email address.
+    /// Login/register attempts per minute for one email address from one client address.
     pub per_email_per_minute: u32,
     /// Login/register attempts per minute from one client IP.
     pub per_ip_per_minute: u32,
+    /// Login/register attempts per hour for one email address from all addresses together.
+    pub per_email_per_hour: u32,
+    /// changePassword attempts per hour for one user.
+    pub password_change_per_hour: u32,
 }
 
 /// A configuration problem: names the variable so the operator can fix it.
@@ -179,8 +186,14 @@ impl Default for Config {
                 max_body_bytes: 1024 * 1024,
                 introspection: true,
             },
-            rate_limit: RateLimits { per_email_per_minute: 10, per_ip_per_minute: 60 },
+            rate_limit: RateLimits {
+                per_email_per_minute: 10,
+                per_ip_per_minute: 60,
+                per_email_per_hour: 1_000,
+                password_change_per_hour: 10,
+            },
             trust_forwarded_for: false,
+            trusted_proxies: 1,
             password_hash_concurrency: 2,
             cors_origins: Vec::new(),
             log_json: false,
@@ -280,6 +293,7 @@ impl Config {
         if let Some(v) = get("MINISPOD_TRUST_FORWARDED_FOR") {
             c.trust_forwarded_for = parse_bool("MINISPOD_TRUST_FORWARDED_FOR", &v)?;
         }
+        read_abuse_limits(&get, &mut c)?;
         if let Some(v) = get("MINISPOD_PASSWORD_HASH_CONCURRENCY") {
             c.password_hash_concurrency = parse_range("MINISPOD_PASSWORD_HASH_CONCURRENCY", &v, 1, 256)? as usize;
         }
@@ -369,6 +383,37 @@ fn read_environment(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Re
     if c.env == Environment::Production {
         c.seed_demo = false;
         c.graphql.introspection = false;
+    }
+    Ok(())
+}
+
+/// Client address and the slower limits against guessing and lock-outs (issue 9).
+fn read_abuse_limits(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    if let Some(v) = get("MINISPOD_TRUSTED_PROXIES") {
+        c.trusted_proxies = parse_range("MINISPOD_TRUSTED_PROXIES", &v, 1, 16)? as usize;
+    }
+    if let Some(v) = get("MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR") {
+        c.rate_limit.password_change_per_hour =
+            parse_range("MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR", &v, 1, 10_000)? as u32;
+    }
+    // One address may use its whole per-minute budget for an hour without reaching the
+    // per-email ceiling; otherwise a single attacker could lock the owner out.
+    let floor = u64::from(c.rate_limit.per_email_per_minute) * 60;
+    match get("MINISPOD_RATE_LIMIT_EMAIL_PER_HOUR") {
+        Some(v) => {
+            c.rate_limit.per_email_per_hour =
+                parse_range("MINISPOD_RATE_LIMIT_EMAIL_PER_HOUR", &v, 1, 1_000_000_000)? as u32
+        }
+        None if u64::from(c.rate_limit.per_email_per_hour) <= floor => {
+            c.rate_limit.per_email_per_hour = u32::try_from(floor + 1).unwrap_or(u32::MAX)
+        }
+        None => {}
+    }
+    if u64::from(c.rate_limit.per_email_per_hour) <= floor {
+        return Err(ConfigError {
+            var: "MINISPOD_RATE_LIMIT_EMAIL_PER_HOUR",
+            reason: "must be more than 60 × MINISPOD_RATE_LIMIT_EMAIL_PER_MIN".into(),
+        });
     }
     Ok(())
 }
@@ -494,6 +539,23 @@ mod tests {
         assert_eq!(e.var, "DATABASE_URL");
         let e = cfg(&[("MINISPOD_RATE_LIMIT_IP_PER_MIN", "0")]).unwrap_err();
         assert_eq!(e.var, "MINISPOD_RATE_LIMIT_IP_PER_MIN");
+    }
+
+    #[test]
+    fn abuse_limits_keep_one_address_below_the_email_ceiling() {
+        let c = cfg(&[("MINISPOD_TRUSTED_PROXIES", "2")]).unwrap();
+        assert_eq!(c.trusted_proxies, 2);
+        assert_eq!(c.rate_limit.per_email_per_hour, 1_000);
+        // Raising the per-minute budget lifts the default ceiling with it ...
+        let c = cfg(&[("MINISPOD_RATE_LIMIT_EMAIL_PER_MIN", "20")]).unwrap();
+        assert_eq!(c.rate_limit.per_email_per_hour, 1_201);
+        // ... but an explicit ceiling that one address could reach is refused.
+        let e = cfg(&[("MINISPOD_RATE_LIMIT_EMAIL_PER_HOUR", "600")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_RATE_LIMIT_EMAIL_PER_HOUR");
+        let e = cfg(&[("MINISPOD_TRUSTED_PROXIES", "0")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_TRUSTED_PROXIES");
+        let e = cfg(&[("MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR", "x")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR");
     }
 
     #[test]

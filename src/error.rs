@@ -13,7 +13,7 @@ pub enum AppError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
-    BadInput { message: String, field: Option<&'static str> },
+    BadInput { message: String, field: Option<std::borrow::Cow<'static, str>> },
     #[error("{0}")]
     Conflict(String),
     #[error("insufficient credit: balance {balance} IDR, required {required} IDR")]
@@ -34,7 +34,12 @@ pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
-        Self::BadInput { message: message.into(), field: Some(field) }
+        Self::BadInput { message: message.into(), field: Some(field.into()) }
+    }
+
+    /// For fields named by the request itself (argument and input field names).
+    pub fn bad_input_named(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadInput { message: message.into(), field: Some(std::borrow::Cow::Owned(field.into())) }
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
@@ -90,7 +95,7 @@ impl From<AppError> for async_graphql::Error {
         async_graphql::Error::new(e.to_string()).extend_with(|_, ext| {
             ext.set("code", code);
             match &e {
-                AppError::BadInput { field: Some(f), .. } => ext.set("field", *f),
+                AppError::BadInput { field: Some(f), .. } => ext.set("field", f.as_ref()),
                 AppError::InsufficientCredit { balance, required } => {
                     ext.set("balance", *balance);
                     ext.set("required", *required);

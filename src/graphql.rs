@@ -82,7 +82,8 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_depth * 2 + 8)
         .limit_directives(16)
-        .extension(DocumentLimits { max_aliases: limits.max_aliases, max_depth: limits.max_depth });
+        .extension(DocumentLimits { max_aliases: limits.max_aliases, max_depth: limits.max_depth })
+        .extension(crate::text::TextGuard);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -204,13 +205,11 @@ impl Extension for DocumentLimits {
 }
 
 fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ClientIp {
-    if state.config.trust_forwarded_for
-        && let Some(first) =
-            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next())
-    {
-        return ClientIp(Some(first.trim().to_string()));
+    if !state.config.trust_forwarded_for {
+        return ClientIp(Some(peer.ip().to_string()));
     }
-    ClientIp(Some(peer.ip().to_string()))
+    let values = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    ClientIp(Some(auth::client_ip::from_forwarded(values, state.config.trusted_proxies, peer.ip()).to_string()))
 }
 
 /// Every error leaves with a code: engine errors (parse, validation, limits) lack one and are

@@ -19,4 +19,5 @@ pub mod seed;
 pub mod settings;
 pub mod state;
 pub mod subscriptions;
+pub mod text;
 pub mod users;

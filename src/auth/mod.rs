@@ -1,5 +1,6 @@
 //! Authentication: passwords, access tokens, rotating refresh tokens, throttling, and the guards
 //! resolvers use to learn who is asking.
+pub mod client_ip;
 pub mod entity;
 pub mod graphql;
 pub mod jwt;
@@ -20,8 +21,13 @@ use crate::{
 pub struct AuthCore {
     pub keys: jwt::JwtKeys,
     pub hasher: password::PasswordHasherPool,
+    /// Per (email, client address): what one address may try against one account.
+    pub email_ip_limiter: rate_limit::RateLimiter,
+    /// Per email, all addresses together: slower, so one address alone never reaches it.
     pub email_limiter: rate_limit::RateLimiter,
     pub ip_limiter: rate_limit::RateLimiter,
+    /// Per user: guesses of the current password in changePassword.
+    pub password_change_limiter: rate_limit::RateLimiter,
 }
 
 impl AuthCore {
@@ -29,8 +35,10 @@ impl AuthCore {
         Ok(Self {
             keys: jwt::JwtKeys::new(jwt_secret),
             hasher: password::PasswordHasherPool::new(config.password_hash_concurrency)?,
-            email_limiter: rate_limit::RateLimiter::per_minute(config.rate_limit.per_email_per_minute),
+            email_ip_limiter: rate_limit::RateLimiter::per_minute(config.rate_limit.per_email_per_minute),
+            email_limiter: rate_limit::RateLimiter::per_hour(config.rate_limit.per_email_per_hour),
             ip_limiter: rate_limit::RateLimiter::per_minute(config.rate_limit.per_ip_per_minute),
+            password_change_limiter: rate_limit::RateLimiter::per_hour(config.rate_limit.password_change_per_hour),
         })
     }
 }

@@ -1,4 +1,5 @@
-//! Fixed-window attempt counters for login and registration, per client IP and per email.
+//! Fixed-window attempt counters: login and registration per client IP, per (email, client IP)
+//! and per email (a slower ceiling); password changes per user.
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -15,7 +16,15 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn per_minute(limit: u32) -> Self {
-        Self { limit, window: Duration::from_secs(60), buckets: Mutex::new(HashMap::new()) }
+        Self::new(limit, Duration::from_secs(60))
+    }
+
+    pub fn per_hour(limit: u32) -> Self {
+        Self::new(limit, Duration::from_secs(3600))
+    }
+
+    fn new(limit: u32, window: Duration) -> Self {
+        Self { limit, window, buckets: Mutex::new(HashMap::new()) }
     }
 
     /// Counts one attempt for `key`; RATE_LIMITED (with the seconds until the window resets)

@@ -39,11 +39,17 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Per address, then per (email, address), then the per-email ceiling. An attempt refused by an
+/// earlier bucket does not count in a later one, so an address that spends its own budget on
+/// someone's email adds at most that budget to the ceiling, and the owner's own address still
+/// gets in.
 fn throttle(state: &AppState, ip: Option<&str>, email: &str) -> AppResult<()> {
+    let limits = &state.auth;
     if let Some(ip) = ip {
-        state.auth.ip_limiter.hit(ip)?;
+        limits.ip_limiter.hit(ip)?;
     }
-    state.auth.email_limiter.hit(email)
+    limits.email_ip_limiter.hit(&format!("{email} {}", ip.unwrap_or("-")))?;
+    limits.email_limiter.hit(email)
 }
 
 #[tracing::instrument(skip_all, err)]
@@ -186,6 +192,8 @@ pub async fn logout_all(state: &AppState, viewer: Viewer) -> AppResult<()> {
 #[tracing::instrument(skip_all, fields(user_id = viewer.id), err)]
 pub async fn change_password(state: &AppState, viewer: Viewer, current: &str, new: &str) -> AppResult<()> {
     let new = Password::parse(new, "newPassword")?;
+    // A stolen access token must not become an oracle for the password.
+    state.auth.password_change_limiter.hit(&viewer.id.to_string())?;
     let user = user_service::get(&state.db.conn, viewer.id).await?;
     if !state.auth.hasher.verify(current, Some(&user.password_hash)).await? {
         return Err(AppError::bad_input("currentPassword", "current password is wrong"));

@@ -6,7 +6,7 @@ pub mod service;
 
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
 
-use crate::error::AppError;
+use crate::{error::AppError, text};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(20))")]
@@ -26,27 +26,34 @@ impl Role {
     }
 }
 
-/// A normalised (trimmed, lower-case) email address.
+/// A normalised email address: NFKC, lower-case, trimmed; the domain in its ASCII (IDNA) form.
+/// Lookalikes are refused: invisible characters anywhere, and a local part or a domain label
+/// whose letters mix scripts (`pаypal.com` with a Cyrillic `а`, also when sent as `xn--…`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
-        let s = raw.trim().to_lowercase();
         let invalid = || AppError::bad_input("email", "email address is not valid");
-        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid());
+        // NFKC around the lower-casing: full-width `ＡＤＭＩＮ` and `admin` are one address.
+        let s = text::nfkc(&text::nfkc(raw).to_lowercase());
+        let s = s.trim();
+        if s.chars().any(|c| c.is_whitespace() || text::is_invisible(c)) {
+            return Err(AppError::bad_input("email", "email address must not contain spaces or invisible characters"));
         }
         let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
-        let domain_ok = domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains("..")
-            && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+        if local.is_empty() || local.len() > 64 || domain.contains('@') {
             return Err(invalid());
         }
-        Ok(Self(s))
+        if !text::is_single_script(local) {
+            return Err(mixed_script());
+        }
+        let domain = parse_domain(domain)?;
+        let email = format!("{local}@{domain}");
+        if email.len() > 254 {
+            return Err(invalid());
+        }
+        Ok(Self(email))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -54,6 +61,42 @@ impl Email {
     pub fn into_inner(self) -> String {
         self.0
     }
+}
+
+fn mixed_script() -> AppError {
+    AppError::bad_input("email", "email address must not mix scripts (such as Latin and Cyrillic) in one part")
+}
+
+/// An email domain in ASCII form. Internationalised labels are accepted in either form and
+/// stored as `xn--…`, so both spellings are one account; each label must be one script.
+fn parse_domain(domain: &str) -> Result<String, AppError> {
+    let invalid = || AppError::bad_input("email", "email address is not valid");
+    let ascii = if domain.is_ascii() {
+        domain.to_string()
+    } else {
+        idna::domain_to_ascii_strict(domain).map_err(|_| invalid())?
+    };
+    let ok = ascii.contains('.')
+        && !ascii.starts_with('.')
+        && !ascii.ends_with('.')
+        && !ascii.contains("..")
+        && ascii.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !ok {
+        return Err(invalid());
+    }
+    for label in ascii.split('.') {
+        if let Some(encoded) = label.strip_prefix("xn--") {
+            let unicode = idna::punycode::decode_to_string(encoded).ok_or_else(invalid)?;
+            // Only the canonical spelling: otherwise one domain would have two stored forms.
+            if unicode.chars().any(text::is_invisible) || text::nfkc(&unicode.to_lowercase()) != unicode {
+                return Err(invalid());
+            }
+            if !text::is_single_script(&unicode) {
+                return Err(mixed_script());
+            }
+        }
+    }
+    Ok(ascii)
 }
 
 /// An Indonesian phone number, stored in E.164 form (`+62…`); `08…` is accepted and converted.
@@ -103,17 +146,22 @@ impl Password {
     }
 }
 
-/// A display name: 1–100 characters after trimming.
+/// A display name: NFKC, runs of whitespace as one space, trimmed, 1–100 characters, and no
+/// invisible characters (zero-width, bidi controls, fillers), so a name cannot pass for another.
 pub struct Name(String);
 
 impl Name {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
-        let s = raw.trim();
+        let normalised = text::nfkc(raw);
+        if normalised.chars().any(|c| text::is_invisible(c) && !c.is_whitespace()) {
+            return Err(AppError::bad_input("name", "name must not contain invisible or control characters"));
+        }
+        let s = normalised.split_whitespace().collect::<Vec<_>>().join(" ");
         let n = s.chars().count();
-        if n == 0 || n > 100 || s.chars().any(|c| c.is_control()) {
+        if n == 0 || n > 100 {
             return Err(AppError::bad_input("name", "name must be 1 to 100 characters"));
         }
-        Ok(Self(s.to_string()))
+        Ok(Self(s))
     }
     pub fn into_inner(self) -> String {
         self.0
@@ -130,6 +178,43 @@ mod tests {
         for bad in ["", "budi", "budi@", "@example.com", "budi@example", "bu di@example.com", "a@b..com"] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn lookalike_emails_are_normalised_or_refused() {
+        // Compatibility forms fold into the plain address.
+        assert_eq!(Email::parse("ＡＤＭＩＮ@ｅｘａｍｐｌｅ.ｃｏｍ").unwrap().as_str(), "admin@example.com");
+        // Internationalised domains: one stored form for both spellings.
+        assert_eq!(Email::parse("budi@Bücher.example").unwrap().as_str(), "budi@xn--bcher-kva.example");
+        assert_eq!(Email::parse("budi@xn--bcher-kva.example").unwrap().as_str(), "budi@xn--bcher-kva.example");
+        for bad in [
+            "admin\u{200b}@example.com",
+            "ad\u{200d}min@example.com",
+            "admin@exa\u{200c}mple.com",
+            "\u{202e}moc.elpmaxe@nimda",
+            "admin\u{2066}@example.com",
+            "admin\u{ad}@example.com",
+            "admin\u{feff}@example.com",
+            "admin\u{3164}@example.com",
+        ] {
+            let e = Email::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("invisible") || e.to_string().contains("not valid"), "{bad:?}: {e}");
+        }
+        // Mixed-script labels (Cyrillic а in a Latin word), in Unicode and in punycode.
+        for mixed in ["budi@pаypal.com", "budi@xn--pypal-4ve.com", "аdmin@example.com"] {
+            assert!(Email::parse(mixed).unwrap_err().to_string().contains("mix scripts"), "{mixed}");
+        }
+        assert!(Email::parse("budi@пример.рф").is_ok());
+    }
+
+    #[test]
+    fn names_are_normalised_and_visible() {
+        assert_eq!(Name::parse("  Budi \u{a0}\u{3000} Santoso ").unwrap().into_inner(), "Budi Santoso");
+        assert_eq!(Name::parse("Ｂｕｄｉ").unwrap().into_inner(), "Budi");
+        for bad in ["Bu\u{200b}di", "\u{202e}idub", "Budi\u{2067}", "\u{3164}", "Bu\u{0}di", "Budi\u{fe0f}"] {
+            assert!(Name::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Name::parse("Siti Nurhaliza 日本 Ñandú").is_ok());
     }
 
     #[test]

@@ -117,6 +117,10 @@ pub async fn list(
 ) -> AppResult<Page<users::Model>> {
     let mut q = users::Entity::find();
     if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
+        // Same bound as the catalog search: a LIKE over two columns per row is not free.
+        if s.chars().count() > 100 {
+            return Err(AppError::bad_input("search", "search must be at most 100 characters"));
+        }
         let pattern = format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], ""));
         q = q.filter(
             Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(users::Column::Name)))

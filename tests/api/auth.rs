@@ -210,3 +210,87 @@ async fn jwt_secret_is_generated_once_and_survives_restarts() {
     let me = again.gql_ok(Some(&s.token), ME, json!({})).await;
     assert_eq!(me["me"]["id"], s.user_id.as_str());
 }
+
+const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
+
+/// A login sent through the trusted proxy with this `X-Forwarded-For` header.
+async fn login_via(app: &TestApp, forwarded_for: &str, email: &str, password: &str) -> serde_json::Value {
+    app.http
+        .post(format!("{}/graphql", app.url))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "query": LOGIN, "variables": { "e": email, "p": password } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn spoofed_leftmost_forwarded_for_does_not_change_the_bucket() {
+    let app = TestApp::spawn_with(|c| {
+        c.trust_forwarded_for = true;
+        c.trusted_proxies = 1;
+        c.rate_limit.per_ip_per_minute = 3;
+    })
+    .await;
+    // The client invents a new leftmost entry each time; the proxy appends what it saw.
+    for i in 0..3 {
+        let v =
+            login_via(&app, &format!("198.51.100.{i}, 203.0.113.7"), &format!("u{i}@example.com"), "guess-guess").await;
+        assert_eq!(error_code(&v), "UNAUTHENTICATED", "{v}");
+    }
+    let v = login_via(&app, "198.51.100.99, 203.0.113.7", "u9@example.com", "guess-guess").await;
+    assert_eq!(error_code(&v), "RATE_LIMITED", "{v}");
+    // Another client behind the same proxy has its own bucket.
+    let v = login_via(&app, "203.0.113.8", "u9@example.com", "guess-guess").await;
+    assert_eq!(error_code(&v), "UNAUTHENTICATED", "{v}");
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_owner_out_from_the_owners_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.trust_forwarded_for = true;
+        c.rate_limit.per_email_per_minute = 3;
+        c.rate_limit.per_email_per_hour = 5;
+    })
+    .await;
+    let victim = app.register("Victim").await;
+    let attacker = "198.51.100.1";
+    for _ in 0..3 {
+        assert_eq!(error_code(&login_via(&app, attacker, &victim.email, "guess-guess").await), "UNAUTHENTICATED");
+    }
+    // The attacker's bucket for this email is spent, and hammering it adds nothing to the ceiling ...
+    for _ in 0..5 {
+        let v = login_via(&app, attacker, &victim.email, "guess-guess").await;
+        assert_eq!(error_code(&v), "RATE_LIMITED");
+        assert!(v["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+    }
+    // ... so the owner still signs in from their own address.
+    let v = login_via(&app, "203.0.113.50", &victim.email, "password-123").await;
+    assert!(v["data"]["login"]["accessToken"].is_string(), "{v}");
+    // Addresses together reach the slower per-email ceiling (5 per hour here: the registration,
+    // three guesses and the owner's login).
+    let v = login_via(&app, "203.0.113.52", &victim.email, "password-123").await;
+    assert_eq!(error_code(&v), "RATE_LIMITED", "{v}");
+    assert!(v["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap() > 60, "{v}");
+}
+
+#[tokio::test]
+async fn change_password_guesses_are_limited() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.password_change_per_hour = 3).await;
+    let s = app.register("Budi").await;
+    let q = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+    for i in 0..3 {
+        let v = app.gql(Some(&s.token), q, json!({ "c": format!("guess-{i}-guess"), "n": "new-password-1" })).await;
+        assert_eq!(error_code(&v), "BAD_USER_INPUT", "{v}");
+    }
+    // Even the right password is refused now: the limit must not confirm a guess.
+    let v = app.gql(Some(&s.token), q, json!({ "c": "password-123", "n": "new-password-1" })).await;
+    assert_eq!(error_code(&v), "RATE_LIMITED", "{v}");
+    assert!(v["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+    // Another user is not affected.
+    let other = app.register("Sari").await;
+    app.gql_ok(Some(&other.token), q, json!({ "c": "password-123", "n": "new-password-1" })).await;
+}

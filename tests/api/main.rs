@@ -11,6 +11,7 @@ mod cluster;
 mod foundation;
 mod helpers;
 mod image;
+mod input;
 mod production;
 mod subscriptions;
 mod topup_amounts;
