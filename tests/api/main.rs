@@ -8,6 +8,7 @@ mod auth;
 mod billing_jobs;
 mod catalog;
 mod cluster;
+mod document_limits;
 mod foundation;
 mod helpers;
 mod subscriptions;
