@@ -18,7 +18,7 @@ use futures::{SinkExt, StreamExt, stream::BoxStream};
 
 use crate::{
     auth::{self, Auth},
-    catalog::cache::CatalogCache,
+    catalog::cache::{CatalogCache, Fill},
     cluster::fanout::{self, ConnectionFanout},
     state::AppState,
 };
@@ -279,8 +279,9 @@ async fn execute(
             return refuse(err.into_server_error(Default::default()));
         }
     };
-    // Cached catalog answers are found by the request's text, before any parsing: only requests
-    // that passed every check below and read nothing but the public catalog were stored.
+    // Cached catalog answers are found before any parsing, by a hash of the normalised request:
+    // only requests that passed every check below and read nothing but the public catalog were
+    // stored.
     let cache = &state.catalog_cache;
     let (key, version) = (CatalogCache::key(auth.viewer().is_ok_and(|v| v.is_admin()), &req), cache.version());
     if let Some(body) = cache.get(&key, version) {
@@ -297,17 +298,28 @@ async fn execute(
     if queries_only && doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query) {
         return refuse(ServerError::new("GET requests may only run queries; use POST", None));
     }
-    let cacheable = CatalogCache::cacheable(doc, operation.as_deref());
+    // One request fills a missing entry; concurrent ones for the same key wait for its answer.
+    let fill = match CatalogCache::cacheable(doc, operation.as_deref()) {
+        false => None,
+        true => match cache.fill(key, version) {
+            Fill::Hit(body) => return json_body(body),
+            Fill::Wait(waiter) => match waiter.answer().await {
+                Some(body) => return json_body(body),
+                None => None,
+            },
+            Fill::Lead(guard) => Some(guard),
+        },
+    };
     let req = with_loaders(req.data(auth).data(client_ip(state, headers, peer)), state);
     // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
     // wake-ups, splitting one nesting level of a large list into several dataloader batches.
     // The work per request is bounded by the depth/complexity limits.
     let resp = tokio::task::unconstrained(schema.execute(req)).await;
-    match cacheable {
-        true if resp.is_ok() => match serde_json::to_vec(&resp) {
+    match fill {
+        Some(guard) if resp.is_ok() => match serde_json::to_vec(&resp) {
             Ok(body) => {
                 let body = bytes::Bytes::from(body);
-                cache.put(key, version, body.clone());
+                guard.finish(body.clone());
                 json_body(body)
             }
             Err(_) => finish(resp).into_response(),

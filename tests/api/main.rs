@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod billing_jobs;
 mod catalog;
+mod catalog_cache;
 mod cluster;
 mod document_limits;
 mod foundation;
