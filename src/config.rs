@@ -450,6 +450,18 @@ mod tests {
     }
 
     #[test]
+    fn document_and_cache_limits_have_defaults_and_bounds() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!((c.graphql.max_expanded_fields, c.graphql.catalog_cache_bytes), (2_000, 64 * 1024 * 1024));
+        let c = cfg(&[("MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS", "500"), ("MINISPOD_CATALOG_CACHE_BYTES", "0")]).unwrap();
+        assert_eq!((c.graphql.max_expanded_fields, c.graphql.catalog_cache_bytes), (500, 0));
+        let e = cfg(&[("MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS", "5")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS");
+        let e = cfg(&[("MINISPOD_CATALOG_CACHE_BYTES", "64MiB")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_CATALOG_CACHE_BYTES");
+    }
+
+    #[test]
     fn midtrans_urls_follow_the_mode_and_can_be_overridden() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.midtrans.snap_url, MIDTRANS_SANDBOX_SNAP_URL);
