@@ -92,3 +92,16 @@ async fn a_fragment_bomb_over_websocket_answers_one_error() {
     assert_eq!(msg["payload"]["data"]["__typename"], "QueryRoot");
     ws.close().await;
 }
+
+#[tokio::test]
+async fn a_bracket_flood_over_websocket_never_reaches_the_parser() {
+    let app = TestApp::spawn().await;
+    let mut ws = WsClient::connect_ok(&app.ws_url(), None).await;
+    ws.subscribe("1", &format!("subscription {}", "{".repeat(500_000)), json!({})).await;
+    let msg = ws.next_message(Duration::from_secs(20)).await.expect("an answer");
+    assert_eq!(msg["id"], "1", "{msg}");
+    let errors = if msg["type"] == "error" { &msg["payload"] } else { &msg["payload"]["errors"] };
+    assert!(errors[0]["message"].as_str().unwrap().contains("nested too deep"), "{msg}");
+    // The gateway is still up.
+    assert_eq!(app.gql_ok(None, "{ __typename }", json!({})).await["__typename"], "QueryRoot");
+}
