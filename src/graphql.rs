@@ -224,9 +224,10 @@ impl DocumentLimits {
     }
 }
 
-// HTTP requests are checked by `execute` before the schema sees them; WebSocket operations are
-// checked here. This must be `prepare_request`, not `parse_query`: the schema's parse step also
-// runs its recursive-depth check, which expands every fragment spread.
+// Every operation passes here: WebSocket ones are checked here first; HTTP ones were checked by
+// `execute`, and repeating the two linear counts on the kept document is cheap. This must be
+// `prepare_request`, not `parse_query`: the schema's parse step also runs its recursive-depth
+// check, which expands every fragment spread.
 #[async_graphql::async_trait::async_trait]
 impl Extension for DocumentLimits {
     async fn prepare_request(
