@@ -58,7 +58,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         .context("cannot build the HTTP client")?;
     let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
     let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
-    let catalog_cache = CatalogCache::start(&db).await.context("cannot start the catalog cache")?;
+    let catalog_cache =
+        CatalogCache::start(&db, config.graphql.catalog_cache_bytes).await.context("cannot start the catalog cache")?;
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
     let cluster = Cluster::connect(&config.kube, clock.clone()).await;
     Ok(AppState {
@@ -191,7 +192,8 @@ pub async fn shutdown_signal() {
 
 /// Prometheus text format: a few gauges and counters an operator watches first.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let (hits, misses, entries) = state.catalog_cache.stats();
+    let cache = state.catalog_cache.stats();
+    let (hits, misses, entries, bytes, waiting) = (cache.hits, cache.misses, cache.entries, cache.bytes, cache.waiting);
     let body = format!(
         "# HELP minispod_db_statements_total SQL statements executed.\n\
          # TYPE minispod_db_statements_total counter\n\
@@ -205,6 +207,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP minispod_catalog_cache_entries Cached catalog answers.\n\
          # TYPE minispod_catalog_cache_entries gauge\n\
          minispod_catalog_cache_entries {entries}\n\
+         # HELP minispod_catalog_cache_bytes Bytes held by cached catalog answers and their keys.\n\
+         # TYPE minispod_catalog_cache_bytes gauge\n\
+         minispod_catalog_cache_bytes {bytes}\n\
+         # HELP minispod_catalog_cache_waiting Requests waiting for another request to fill their entry.\n\
+         # TYPE minispod_catalog_cache_waiting gauge\n\
+         minispod_catalog_cache_waiting {waiting}\n\
          # HELP minispod_catalog_version Catalog changes seen by this replica.\n\
          # TYPE minispod_catalog_version counter\n\
          minispod_catalog_version {}\n",

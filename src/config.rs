@@ -144,6 +144,11 @@ pub struct GraphqlLimits {
     pub max_aliases: usize,
     pub max_body_bytes: usize,
     pub introspection: bool,
+    /// Fields of a document once every fragment spread is expanded (with multiplicity); bounds
+    /// validation and execution cost by the document (MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS).
+    pub max_expanded_fields: u64,
+    /// Bytes (keys + answers) the public catalog answer cache may hold (MINISPOD_CATALOG_CACHE_BYTES).
+    pub catalog_cache_bytes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -185,6 +190,8 @@ impl Default for Config {
                 max_aliases: 64,
                 max_body_bytes: 1024 * 1024,
                 introspection: true,
+                max_expanded_fields: 2_000,
+                catalog_cache_bytes: 64 * 1024 * 1024,
             },
             rate_limit: RateLimits {
                 per_email_per_minute: 10,
@@ -282,6 +289,13 @@ impl Config {
         }
         if let Some(v) = get("MINISPOD_INTROSPECTION") {
             c.graphql.introspection = parse_bool("MINISPOD_INTROSPECTION", &v)?;
+        }
+        if let Some(v) = get("MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS") {
+            c.graphql.max_expanded_fields = parse_range("MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS", &v, 10, 1_000_000)?;
+        }
+        if let Some(v) = get("MINISPOD_CATALOG_CACHE_BYTES") {
+            c.graphql.catalog_cache_bytes =
+                parse_range("MINISPOD_CATALOG_CACHE_BYTES", &v, 0, 16 * 1024 * 1024 * 1024)? as usize;
         }
         if let Some(v) = get("MINISPOD_RATE_LIMIT_EMAIL_PER_MIN") {
             c.rate_limit.per_email_per_minute =
@@ -556,6 +570,18 @@ mod tests {
         assert_eq!(e.var, "MINISPOD_TRUSTED_PROXIES");
         let e = cfg(&[("MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR", "x")]).unwrap_err();
         assert_eq!(e.var, "MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR");
+    }
+
+    #[test]
+    fn document_and_cache_limits_have_defaults_and_bounds() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!((c.graphql.max_expanded_fields, c.graphql.catalog_cache_bytes), (2_000, 64 * 1024 * 1024));
+        let c = cfg(&[("MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS", "500"), ("MINISPOD_CATALOG_CACHE_BYTES", "0")]).unwrap();
+        assert_eq!((c.graphql.max_expanded_fields, c.graphql.catalog_cache_bytes), (500, 0));
+        let e = cfg(&[("MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS", "5")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS");
+        let e = cfg(&[("MINISPOD_CATALOG_CACHE_BYTES", "64MiB")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_CATALOG_CACHE_BYTES");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
-    Context, Data, Executor, MergedObject, MergedSubscription, Schema, ServerError, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    Context, Data, Executor, MergedObject, MergedSubscription, Schema, ServerError, ServerResult,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest},
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
@@ -18,7 +18,7 @@ use futures::{SinkExt, StreamExt, stream::BoxStream};
 
 use crate::{
     auth::{self, Auth},
-    catalog::cache::CatalogCache,
+    catalog::cache::{CatalogCache, Fill},
     cluster::fanout::{self, ConnectionFanout},
     state::AppState,
 };
@@ -49,6 +49,8 @@ pub struct MutationRoot(
 pub struct SubscriptionRoot(crate::billing::graphql::WalletSubscription, crate::cluster::graphql::ClusterSubscription);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+mod expansion;
 
 /// The client address as seen by the gateway (or X-Forwarded-For when configured to trust it).
 #[derive(Clone, Debug)]
@@ -82,7 +84,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_depth * 2 + 8)
         .limit_directives(16)
-        .extension(DocumentLimits { max_aliases: limits.max_aliases, max_depth: limits.max_depth })
+        .extension(DocumentLimits::from_config(&limits))
         .extension(crate::text::TextGuard);
     if !limits.introspection {
         builder = builder.disable_introspection();
@@ -105,11 +107,13 @@ pub fn sdl() -> String {
 
 /// Limits on the document itself: bracket nesting before parsing (the parser recurses per
 /// level), aliases after it (they multiply the work of one field without adding depth, and
-/// complexity alone prices them too cheaply).
+/// complexity alone prices them too cheaply), and the fields that fragment spreads expand to
+/// (validation expands every spread, so nested spreads multiply its work).
 #[derive(Clone, Copy)]
 struct DocumentLimits {
     max_aliases: usize,
     max_depth: usize,
+    max_expanded_fields: u64,
 }
 
 impl ExtensionFactory for DocumentLimits {
@@ -172,6 +176,22 @@ fn check_nesting(query: &str, max_depth: usize) -> ServerResult<()> {
     Ok(())
 }
 
+/// Refuses a parsed document that expands to more fields than allowed, before validation
+/// expands it.
+fn check_expansion(doc: &ExecutableDocument, max: u64) -> ServerResult<()> {
+    let fields = expansion::expanded_fields(doc);
+    if fields > max {
+        let mut err = ServerError::new(
+            format!("query expands to {fields} fields (counting fragment spreads); at most {max} are allowed"),
+            None,
+        );
+        // WebSocket errors skip `finish`: give this one its code here.
+        err.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+        return Err(err);
+    }
+    Ok(())
+}
+
 /// Refuses a parsed document with more aliases than allowed.
 fn check_aliases(doc: &ExecutableDocument, max: usize) -> ServerResult<()> {
     let aliases: usize = doc
@@ -186,21 +206,39 @@ fn check_aliases(doc: &ExecutableDocument, max: usize) -> ServerResult<()> {
     Ok(())
 }
 
-// WebSocket operations are parsed by the schema and checked in this hook. HTTP requests are
-// parsed (and checked) by `execute`; the schema reuses that document without calling the hook.
+impl DocumentLimits {
+    fn from_config(limits: &crate::config::GraphqlLimits) -> Self {
+        Self {
+            max_aliases: limits.max_aliases,
+            max_depth: limits.max_depth,
+            max_expanded_fields: limits.max_expanded_fields,
+        }
+    }
+
+    /// Checks the request's document, parsing it (once: the request keeps it) only after the
+    /// text passed the nesting check, and refusing it before anything expands its fragments.
+    fn check(&self, req: &mut async_graphql::Request) -> ServerResult<()> {
+        check_nesting(&req.query, self.max_depth)?;
+        let doc = req.parsed_query()?;
+        check_aliases(doc, self.max_aliases)?;
+        check_expansion(doc, self.max_expanded_fields)
+    }
+}
+
+// Every operation passes here: WebSocket ones are checked here first; HTTP ones were checked by
+// `execute`, and repeating the two linear counts on the kept document is cheap. This must be
+// `prepare_request`, not `parse_query`: the schema's parse step also runs its recursive-depth
+// check, which expands every fragment spread.
 #[async_graphql::async_trait::async_trait]
 impl Extension for DocumentLimits {
-    async fn parse_query(
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        check_nesting(query, self.max_depth)?;
-        let doc = next.run(ctx, query, variables).await?;
-        check_aliases(&doc, self.max_aliases)?;
-        Ok(doc)
+        mut request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<async_graphql::Request> {
+        self.check(&mut request)?;
+        next.run(ctx, request).await
     }
 }
 
@@ -241,14 +279,15 @@ async fn execute(
             return refuse(err.into_server_error(Default::default()));
         }
     };
-    // Cached catalog answers are found by the request's text, before any parsing: only requests
-    // that passed every check below and read nothing but the public catalog were stored.
+    // Cached catalog answers are found before any parsing, by a hash of the normalised request:
+    // only requests that passed every check below and read nothing but the public catalog were
+    // stored.
     let cache = &state.catalog_cache;
     let (key, version) = (CatalogCache::key(auth.viewer().is_ok_and(|v| v.is_admin()), &req), cache.version());
     if let Some(body) = cache.get(&key, version) {
         return json_body(body);
     }
-    if let Err(e) = check_nesting(&req.query, state.config.graphql.max_depth) {
+    if let Err(e) = DocumentLimits::from_config(&state.config.graphql).check(&mut req) {
         return refuse(e);
     }
     let operation = req.operation_name.clone();
@@ -256,23 +295,31 @@ async fn execute(
         Ok(doc) => doc,
         Err(e) => return refuse(e),
     };
-    if let Err(e) = check_aliases(doc, state.config.graphql.max_aliases) {
-        return refuse(e);
-    }
     if queries_only && doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query) {
         return refuse(ServerError::new("GET requests may only run queries; use POST", None));
     }
-    let cacheable = CatalogCache::cacheable(doc, operation.as_deref());
+    // One request fills a missing entry; concurrent ones for the same key wait for its answer.
+    let fill = match CatalogCache::cacheable(doc, operation.as_deref()) {
+        false => None,
+        true => match cache.fill(key, version) {
+            Fill::Hit(body) => return json_body(body),
+            Fill::Wait(waiter) => match waiter.answer().await {
+                Some(body) => return json_body(body),
+                None => None,
+            },
+            Fill::Lead(guard) => Some(guard),
+        },
+    };
     let req = with_loaders(req.data(auth).data(client_ip(state, headers, peer)), state);
     // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
     // wake-ups, splitting one nesting level of a large list into several dataloader batches.
     // The work per request is bounded by the depth/complexity limits.
     let resp = tokio::task::unconstrained(schema.execute(req)).await;
-    match cacheable {
-        true if resp.is_ok() => match serde_json::to_vec(&resp) {
+    match fill {
+        Some(guard) if resp.is_ok() => match serde_json::to_vec(&resp) {
             Ok(body) => {
                 let body = bytes::Bytes::from(body);
-                cache.put(key, version, body.clone());
+                guard.finish(body.clone());
                 json_body(body)
             }
             Err(_) => finish(resp).into_response(),
