@@ -253,7 +253,7 @@ async fn an_automatic_renewal_is_pushed_on_wallet_updates() {
     let (_, end) = subscribe(&f, &user, "BASIC").await;
     let mut ws = WsClient::connect_ok(&f.app.ws_url(), Some(&user.token)).await;
     ws.subscribe("1", "subscription { walletUpdates { type amount balanceAfter } }", json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    crate::helpers::subscribed(&f.app, 1).await;
     move_to(&f, end + Duration::hours(1));
     assert_eq!(counts(&run_job(&f, "RENEWALS").await), (1, 1, 0));
     let m = ws.next_message(std::time::Duration::from_secs(10)).await.expect("a walletUpdates event");

@@ -7,7 +7,7 @@ use minispod_gateway::config::KubeSource;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestApp, error_code,
+    TestApp, error_code, eventually,
     fake_k8s::{self, FakeCluster},
     ws::WsClient,
 };
@@ -345,11 +345,19 @@ async fn fifty_subscribers_share_one_upstream_list_per_tick_and_the_poller_stops
     for ws in clients {
         ws.close().await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.state.cluster.pod_metrics.active(), 0, "the last one to leave stops the poller");
-    assert_eq!(app.state.cluster.shared.active(), 0);
+    eventually("the last one to leave stops the poller", || async {
+        app.state.cluster.pod_metrics.active() == 0 && app.state.cluster.shared.active() == 0
+    })
+    .await;
     let after_leaving = fake.hits(SHOP_METRICS_PATH);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // A clock made of ticks: while another 1-second poller delivers three samples, the stopped
+    // one had two chances to poll and must not have taken them.
+    let mut witness = WsClient::connect_ok(&url, Some(&admin.token)).await;
+    witness.subscribe("k", POD_METRICS, json!({ "ns": "kube-system", "i": 1 })).await;
+    for _ in 0..3 {
+        assert_eq!(witness.next_message(Duration::from_secs(5)).await.unwrap()["type"], "next");
+    }
+    assert!(fake.hits("/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods") >= 3);
     assert_eq!(fake.hits(SHOP_METRICS_PATH), after_leaving, "no upstream polling without subscribers");
 }
 
@@ -383,13 +391,14 @@ async fn different_selections_of_the_same_feed_each_get_their_own_shape() {
     assert_eq!(app.state.cluster.shared.active(), 2);
     assert_eq!(app.state.cluster.pod_metrics.active(), 1);
     b.complete("t").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.state.cluster.shared.active(), 1);
+    eventually("the completed request leaves", || async { app.state.cluster.shared.active() == 1 }).await;
+    assert_eq!(app.state.cluster.pod_metrics.active(), 1, "the other request keeps the poller");
     a.close().await;
     b.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.state.cluster.shared.active(), 0);
-    assert_eq!(app.state.cluster.pod_metrics.active(), 0);
+    eventually("both connections leave", || async {
+        app.state.cluster.shared.active() == 0 && app.state.cluster.pod_metrics.active() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -444,8 +453,7 @@ async fn node_metrics_subscription_streams_samples() {
         );
     }
     ws.complete("n").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.state.cluster.node_metrics.active(), 0);
+    eventually("the node poller stops", || async { app.state.cluster.node_metrics.active() == 0 }).await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Fixtures and checks shared by the subscription and billing-job tests.
 use serde_json::{Value, json};
 
-use crate::support::{Session, TestApp};
+use crate::support::{Session, TestApp, eventually};
 
 pub const WALLET: &str = "{ wallet { balance totalSpent transactions(first: 100) { edges { node { type amount status balanceBefore balanceAfter } } } } }";
 
@@ -97,4 +97,10 @@ pub async fn assert_ledger_consistent(app: &TestApp, user: &Session) {
 
 pub fn ts(v: &Value) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&chrono::Utc)
+}
+
+/// Waits until `n` walletUpdates streams are registered on `app`, so no event can be missed.
+pub async fn subscribed(app: &TestApp, n: usize) {
+    eventually("the walletUpdates subscriptions are registered", || async { app.state.wallet_hub.subscribers() >= n })
+        .await;
 }

@@ -1,6 +1,9 @@
 use serde_json::json;
 
-use crate::{helpers::*, support::error_code};
+use crate::{
+    helpers::*,
+    support::{error_code, eventually},
+};
 
 const SUBSCRIBE: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id status monthlyPrice startDate endDate nextBillingAt autoRenew lastChargeAmount plan { id planType } service { slug } instances { name subdomain status namespace } transactions { type amount status } } }";
 const UPGRADE: &str = "mutation($id: ID!, $p: ID!) { upgradeSubscription(id: $id, planId: $p) { id status monthlyPrice endDate plan { planType } transactions { type amount } } }";
@@ -435,6 +438,19 @@ async fn twenty_parallel_subscribes_with_credit_for_one() {
     assert!(results.iter().filter(|v| v.get("errors").is_some()).all(|v| error_code(v) == "CONFLICT"));
 }
 
+/// Requests of `app` waiting for a lock right now: queued for the SQLite writer, or PostgreSQL
+/// sessions of this database blocked on a row lock.
+async fn blocked_on_locks(app: &crate::support::TestApp) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    if !app.db.is_postgres() {
+        return app.state.db.writers_waiting() as i64;
+    }
+    let sql =
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let row = app.state.db.conn.query_one_raw(Statement::from_string(app.state.db.backend(), sql)).await.unwrap();
+    row.unwrap().try_get::<i64>("", "n").unwrap()
+}
+
 #[tokio::test]
 async fn concurrent_upgrade_and_cancel_one_wins() {
     use sea_orm::ConnectionTrait;
@@ -446,7 +462,7 @@ async fn concurrent_upgrade_and_cancel_one_wins() {
         let v = f.app.gql_ok(ut, SUBSCRIBE, json!({ "i": { "planId": f.plan("BASIC") } })).await;
         let id = v["subscribe"]["id"].as_str().unwrap().to_string();
         // Force a real overlap: hold the writer (SQLite) / the row (PostgreSQL) until both
-        // requests have read the subscription, then let them race to commit.
+        // requests have read the subscription and wait for the lock, then let them race.
         let blocker = f.app.state.db.begin().await.unwrap();
         if f.app.db.is_postgres() {
             blocker
@@ -458,7 +474,8 @@ async fn concurrent_upgrade_and_cancel_one_wins() {
             f.app.gql(ut, UPGRADE, json!({ "id": id, "p": f.plan("PRO") })),
             f.app.gql(ut, CANCEL, json!({ "id": id })),
             async {
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                eventually("both requests wait for the held lock", || async { blocked_on_locks(&f.app).await >= 2 })
+                    .await;
                 blocker.commit().await.unwrap();
             },
         );
