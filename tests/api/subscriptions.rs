@@ -6,6 +6,7 @@ use crate::{
 };
 
 const SUBSCRIBE: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id status monthlyPrice startDate endDate nextBillingAt autoRenew lastChargeAmount plan { id planType } service { slug } instances { name subdomain status namespace } transactions { type amount status } } }";
+const SUBSCRIBE_ID: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id instances { id } } }";
 const UPGRADE: &str = "mutation($id: ID!, $p: ID!) { upgradeSubscription(id: $id, planId: $p) { id status monthlyPrice endDate plan { planType } transactions { type amount } } }";
 const CANCEL: &str = "mutation($id: ID!) { cancelSubscription(id: $id, reason: \"not needed\") { id status autoRenew instances { status } } }";
 
@@ -54,6 +55,32 @@ async fn subscribe_charges_takes_a_slot_and_creates_a_pending_instance() {
     let v = f.app.gql_ok(Some(&other.token), SUBSCRIBE, json!({ "i": { "planId": f.plan("FREE") } })).await;
     assert_eq!(v["subscribe"]["transactions"], json!([]));
     assert!(v["subscribe"]["instances"][0]["name"].as_str().unwrap().starts_with("app-one"));
+}
+
+#[tokio::test]
+async fn an_instance_is_visible_to_its_owner_and_admins_only() {
+    let f = fixture(10).await;
+    let owner = f.app.register("Budi").await;
+    let v = f
+        .app
+        .gql_ok(Some(&owner.token), SUBSCRIBE_ID, json!({ "i": { "planId": f.plan("FREE"), "instanceName": "mine" } }))
+        .await;
+    let id = v["subscribe"]["instances"][0]["id"].as_str().unwrap().to_string();
+    let sub_id = v["subscribe"]["id"].clone();
+    let q = "query($id: ID!) { instance(id: $id) { id name subscription { id } } }";
+    for who in [&owner, &f.admin] {
+        let v = f.app.gql_ok(Some(&who.token), q, json!({ "id": id })).await;
+        assert_eq!(v["instance"]["name"], "mine", "{v}");
+        assert_eq!(v["instance"]["subscription"]["id"], sub_id);
+    }
+    // Someone else's instance is indistinguishable from one that does not exist.
+    let other = f.app.register("Siti").await;
+    let v = f.app.gql(Some(&other.token), q, json!({ "id": id })).await;
+    assert_eq!(error_code(&v), "NOT_FOUND", "{v}");
+    assert_eq!(v["data"]["instance"], serde_json::Value::Null, "{v}");
+    let missing = f.app.gql(Some(&other.token), q, json!({ "id": "999999" })).await;
+    assert_eq!(missing["errors"][0]["message"], v["errors"][0]["message"]);
+    assert_eq!(error_code(&f.app.gql(None, q, json!({ "id": id })).await), "UNAUTHENTICATED");
 }
 
 #[tokio::test]
