@@ -1,9 +1,6 @@
 use serde_json::json;
 
-use crate::{
-    helpers::*,
-    support::{error_code, eventually},
-};
+use crate::{helpers::*, support::error_code};
 
 const SUBSCRIBE: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id status monthlyPrice startDate endDate nextBillingAt autoRenew lastChargeAmount plan { id planType } service { slug } instances { name subdomain status namespace } transactions { type amount status } } }";
 const SUBSCRIBE_ID: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id instances { id } } }";
@@ -440,10 +437,24 @@ async fn twenty_parallel_subscribes_with_credit_for_one() {
         let (_, p) = create_service(&f.app, &f.admin, &format!("svc-{i}"), 10).await;
         plans.push(p[2].1.clone());
     }
-    let results = futures::future::join_all(
-        plans.iter().map(|p| f.app.gql(Some(&user.token), SUBSCRIBE, json!({ "i": { "planId": p } }))),
-    )
-    .await;
+    // Hold the writer (SQLite) / the user's row (PostgreSQL) until all twenty wait for it.
+    let blocker = f.app.state.db.begin().await.unwrap();
+    if f.app.db.is_postgres() {
+        use sea_orm::ConnectionTrait;
+        let sql = format!("SELECT id FROM users WHERE id = {} FOR UPDATE", user.user_id);
+        blocker.execute_unprepared(&sql).await.unwrap();
+    }
+    let (results, _) = tokio::join!(
+        futures::future::join_all(plans.iter().map(|p| f.app.gql(
+            Some(&user.token),
+            SUBSCRIBE,
+            json!({ "i": { "planId": p } })
+        )),),
+        async {
+            wait_until_blocked(&f.app, 20).await;
+            blocker.commit().await.unwrap();
+        },
+    );
     let ok = results.iter().filter(|v| v.get("errors").is_none()).count();
     assert_eq!(ok, 1, "{results:?}");
     assert!(results.iter().filter(|v| v.get("errors").is_some()).all(|v| error_code(v) == "INSUFFICIENT_CREDIT"));
@@ -463,19 +474,6 @@ async fn twenty_parallel_subscribes_with_credit_for_one() {
     .await;
     assert_eq!(results.iter().filter(|v| v.get("errors").is_none()).count(), 1);
     assert!(results.iter().filter(|v| v.get("errors").is_some()).all(|v| error_code(v) == "CONFLICT"));
-}
-
-/// Requests of `app` waiting for a lock right now: queued for the SQLite writer, or PostgreSQL
-/// sessions of this database blocked on a row lock.
-async fn blocked_on_locks(app: &crate::support::TestApp) -> i64 {
-    use sea_orm::{ConnectionTrait, Statement};
-    if !app.db.is_postgres() {
-        return app.state.db.writers_waiting() as i64;
-    }
-    let sql =
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    let row = app.state.db.conn.query_one_raw(Statement::from_string(app.state.db.backend(), sql)).await.unwrap();
-    row.unwrap().try_get::<i64>("", "n").unwrap()
 }
 
 #[tokio::test]
@@ -501,8 +499,7 @@ async fn concurrent_upgrade_and_cancel_one_wins() {
             f.app.gql(ut, UPGRADE, json!({ "id": id, "p": f.plan("PRO") })),
             f.app.gql(ut, CANCEL, json!({ "id": id })),
             async {
-                eventually("both requests wait for the held lock", || async { blocked_on_locks(&f.app).await >= 2 })
-                    .await;
+                wait_until_blocked(&f.app, 2).await;
                 blocker.commit().await.unwrap();
             },
         );

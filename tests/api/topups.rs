@@ -254,12 +254,20 @@ async fn replays_and_concurrent_deliveries_credit_once() {
     let (id, order) = top_up(&app, &fake, &s, 75_000).await;
     let n = notification(&order, 75_000, "settlement", None);
     let app = std::sync::Arc::new(app);
-    // 50 concurrent deliveries of the same settlement.
+    // 50 concurrent deliveries of the same settlement. The writer (SQLite) / the top-up's row
+    // (PostgreSQL) is held until at least ten of them have read it PENDING and wait to credit.
+    let blocker = app.state.db.begin().await.unwrap();
+    if app.db.is_postgres() {
+        use sea_orm::ConnectionTrait;
+        blocker.execute_unprepared(&format!("SELECT id FROM transactions WHERE id = {id} FOR UPDATE")).await.unwrap();
+    }
     let mut tasks = vec![];
     for _ in 0..50 {
         let (app, n) = (app.clone(), n.clone());
         tasks.push(tokio::spawn(async move { app.notify(&n).await }));
     }
+    crate::helpers::wait_until_blocked(&app, 10).await;
+    blocker.commit().await.unwrap();
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
