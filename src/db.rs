@@ -3,7 +3,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -24,6 +24,8 @@ pub struct Db {
     write_lock: Option<Arc<Mutex<()>>>,
     /// SQL statements executed so far (exported as a metric; tests use it to catch N+1).
     statements: Arc<AtomicU64>,
+    /// Tasks queued for the SQLite writer lock (tests use it to prove that requests overlapped).
+    writers_waiting: Arc<AtomicUsize>,
 }
 
 /// A write transaction; on SQLite it also holds the writer lock until commit or drop.
@@ -71,11 +73,16 @@ impl Db {
         conn.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        Self { conn, write_lock: sqlite.then(|| Arc::new(Mutex::new(()))), statements }
+        Self { conn, write_lock: sqlite.then(|| Arc::new(Mutex::new(()))), statements, writers_waiting: Arc::default() }
     }
 
     pub fn statement_count(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// How many transactions are waiting for the SQLite writer right now (always 0 on PostgreSQL).
+    pub fn writers_waiting(&self) -> usize {
+        self.writers_waiting.load(Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> DatabaseBackend {
@@ -107,14 +114,29 @@ impl Db {
     }
 
     async fn lock_writer(&self) -> Option<OwnedMutexGuard<()>> {
-        match &self.write_lock {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
-        }
+        let lock = self.write_lock.as_ref()?;
+        let _queued = Queued::enter(&self.writers_waiting);
+        Some(lock.clone().lock_owned().await)
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
+    }
+}
+
+/// Counts a waiter for as long as it waits, also when its future is dropped while waiting.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -50,6 +50,11 @@ impl WalletHub {
         self.local.subscribe()
     }
 
+    /// Live `walletUpdates` streams on this replica (tests wait for theirs to be registered).
+    pub fn subscribers(&self) -> usize {
+        self.local.receiver_count()
+    }
+
     /// Announces a committed change. Best effort: a lost event only delays a live view, the
     /// ledger itself is already committed.
     pub async fn publish(&self, db: &Db, user_id: i64, transaction_id: i64) {

@@ -72,7 +72,8 @@ impl ClusterView {
         Ok(service::ingresses(&ctx.state().cluster, self::namespace(namespace)?.as_ref()).await?)
     }
 
-    /// The last `tailLines` (1–5000) lines of a pod's log.
+    /// The last `tailLines` (1–5000) lines of a pod's log: of `container`, or of the pod's default
+    /// container (the `kubectl.kubernetes.io/default-container` annotation, else the first).
     async fn pod_logs(
         &self,
         ctx: &Context<'_>,
@@ -124,7 +125,8 @@ impl ClusterSubscription {
     }
 
     /// Admin: follows a pod's log, one line per event, starting with the last `tailLines`
-    /// (0–5000). Completes when the pod goes away.
+    /// (0–5000). Completes when the pod goes away. Without `container`, the pod's default
+    /// container (as for the `podLogs` query).
     async fn pod_logs(
         &self,
         ctx: &Context<'_>,

@@ -214,8 +214,30 @@ pub struct LogRequest {
 }
 
 impl LogRequest {
-    fn params(&self, follow: bool) -> LogParams {
-        LogParams { container: self.container.clone(), tail_lines: Some(self.tail_lines), follow, ..Default::default() }
+    /// The API server refuses a log request without a container name for a pod with several
+    /// containers, so the container is always named: the one asked for (checked against the pod),
+    /// else the one kubectl would pick.
+    async fn params(&self, cluster: &Cluster, follow: bool) -> AppResult<LogParams> {
+        let api: Api<KPod> = Api::namespaced(cluster.clients_or_unavailable()?.api.clone(), self.namespace.as_str());
+        let pod = api.get(&self.pod).await.map_err(kube_error("pod"))?;
+        let container = log_container(&pod, self.container.as_deref())?;
+        Ok(LogParams { container, tail_lines: Some(self.tail_lines), follow, ..Default::default() })
+    }
+}
+
+const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
+
+/// `asked` if the pod has it; without one, the pod's default container (the kubectl annotation,
+/// else the first container).
+fn log_container(pod: &KPod, asked: Option<&str>) -> AppResult<Option<String>> {
+    let names: Vec<&str> = pod.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.as_str()).collect();
+    match asked {
+        Some(c) if names.contains(&c) => Ok(Some(c.to_string())),
+        Some(_) => Err(AppError::bad_input("container", format!("the pod's containers are: {}", names.join(", ")))),
+        None => {
+            let annotated = pod.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CONTAINER_ANNOTATION));
+            Ok(annotated.map(String::as_str).or(names.first().copied()).map(str::to_string))
+        }
     }
 }
 
@@ -223,7 +245,7 @@ impl LogRequest {
 pub async fn pod_logs(cluster: &Cluster, req: LogRequest) -> AppResult<Vec<String>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let api: Api<KPod> = Api::namespaced(client.clone(), req.namespace.as_str());
-    let text = api.logs(&req.pod, &req.params(false)).await.map_err(kube_error("pod"))?;
+    let text = api.logs(&req.pod, &req.params(cluster, false).await?).await.map_err(kube_error("pod"))?;
     Ok(text.lines().map(str::to_string).collect())
 }
 
@@ -233,7 +255,7 @@ pub async fn pod_logs(cluster: &Cluster, req: LogRequest) -> AppResult<Vec<Strin
 pub async fn follow_logs(cluster: &Cluster, req: LogRequest) -> AppResult<impl Stream<Item = String> + Send + use<>> {
     let client = &cluster.clients_or_unavailable()?.streams;
     let api: Api<KPod> = Api::namespaced(client.clone(), req.namespace.as_str());
-    let reader = api.log_stream(&req.pod, &req.params(true)).await.map_err(kube_error("pod"))?;
+    let reader = api.log_stream(&req.pod, &req.params(cluster, true).await?).await.map_err(kube_error("pod"))?;
     Ok(reader
         .lines()
         .into_stream()
@@ -302,5 +324,22 @@ mod tests {
         assert!(parse_pod_name("pod", "../etc").is_err());
         assert!(parse_interval(0).is_err() && parse_interval(301).is_err() && parse_interval(1).is_ok());
         assert!(parse_tail_lines(0, 1).is_err() && parse_tail_lines(5_001, 1).is_err());
+    }
+
+    #[test]
+    fn logs_name_a_container_as_kubectl_does() {
+        let pod = |annotation: Option<&str>| -> KPod {
+            let mut v = serde_json::json!({ "metadata": { "name": "p" },
+                "spec": { "containers": [{ "name": "app" }, { "name": "sidecar" }] } });
+            if let Some(a) = annotation {
+                v["metadata"]["annotations"] = serde_json::json!({ DEFAULT_CONTAINER_ANNOTATION: a });
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        assert_eq!(log_container(&pod(None), None).unwrap().as_deref(), Some("app"));
+        assert_eq!(log_container(&pod(Some("sidecar")), None).unwrap().as_deref(), Some("sidecar"));
+        assert_eq!(log_container(&pod(None), Some("sidecar")).unwrap().as_deref(), Some("sidecar"));
+        assert!(log_container(&pod(None), Some("nope")).is_err());
+        assert_eq!(log_container(&KPod::default(), None).unwrap(), None);
     }
 }

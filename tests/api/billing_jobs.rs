@@ -201,10 +201,20 @@ async fn concurrent_runs_charge_each_subscription_once() {
         users.push(user);
     }
     move_to(&f, end + Duration::hours(1));
-    // Three manual runs racing two "timer" passes.
-    let (manual, timer) = tokio::join!(
+    // Three manual runs racing two "timer" passes: the writer (SQLite) / the subscription rows
+    // (PostgreSQL) are held until all five have read a due subscription and wait to charge it.
+    let blocker = f.app.state.db.begin().await.unwrap();
+    if f.app.db.is_postgres() {
+        use sea_orm::ConnectionTrait;
+        blocker.execute_unprepared("SELECT id FROM subscriptions FOR UPDATE").await.unwrap();
+    }
+    let (manual, timer, _) = tokio::join!(
         futures::future::join_all((0..3).map(|_| run_job(&f, "RENEWALS"))),
         futures::future::join_all((0..2).map(|_| minispod_gateway::jobs::billing::renewals(&f.app.state))),
+        async {
+            crate::helpers::wait_until_blocked(&f.app, 5).await;
+            blocker.commit().await.unwrap();
+        },
     );
     let mut succeeded: i64 = manual.iter().map(|r| counts(r).1).sum();
     assert!(manual.iter().all(|r| counts(r).2 == 0), "losing a race is not a failure: {manual:?}");
@@ -253,7 +263,7 @@ async fn an_automatic_renewal_is_pushed_on_wallet_updates() {
     let (_, end) = subscribe(&f, &user, "BASIC").await;
     let mut ws = WsClient::connect_ok(&f.app.ws_url(), Some(&user.token)).await;
     ws.subscribe("1", "subscription { walletUpdates { type amount balanceAfter } }", json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    crate::helpers::subscribed(&f.app, 1).await;
     move_to(&f, end + Duration::hours(1));
     assert_eq!(counts(&run_job(&f, "RENEWALS").await), (1, 1, 0));
     let m = ws.next_message(std::time::Duration::from_secs(10)).await.expect("a walletUpdates event");

@@ -7,7 +7,7 @@ use minispod_gateway::config::KubeSource;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestApp, error_code,
+    TestApp, error_code, eventually,
     fake_k8s::{self, FakeCluster},
     ws::WsClient,
 };
@@ -187,6 +187,13 @@ async fn pod_logs_tail_and_errors() {
     let d = app.gql_ok(Some(&admin.token), q, json!({ "pod": "web-7d9f8c-1", "c": "app" })).await;
     assert_eq!(d["cluster"]["podLogs"].as_array().unwrap().len(), 20, "default tail of 100 returns all 20");
 
+    // The API server wants a container name for a pod with two: the gateway names one.
+    let d = app.gql_ok(Some(&admin.token), q, json!({ "pod": "web-7d9f8c-2", "n": 3 })).await;
+    assert_eq!(d["cluster"]["podLogs"], json!([]));
+    let v = app.gql(Some(&admin.token), q, json!({ "pod": "web-7d9f8c-1", "c": "nope" })).await;
+    assert_eq!(error_code(&v), "BAD_USER_INPUT", "{v}");
+    assert_eq!(v["errors"][0]["extensions"]["field"], "container");
+
     let v = app.gql(Some(&admin.token), q, json!({ "pod": "nope-1" })).await;
     assert_eq!(error_code(&v), "NOT_FOUND");
     for n in [0, 5_001] {
@@ -345,11 +352,19 @@ async fn fifty_subscribers_share_one_upstream_list_per_tick_and_the_poller_stops
     for ws in clients {
         ws.close().await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.state.cluster.pod_metrics.active(), 0, "the last one to leave stops the poller");
-    assert_eq!(app.state.cluster.shared.active(), 0);
+    eventually("the last one to leave stops the poller", || async {
+        app.state.cluster.pod_metrics.active() == 0 && app.state.cluster.shared.active() == 0
+    })
+    .await;
     let after_leaving = fake.hits(SHOP_METRICS_PATH);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // A clock made of ticks: while another 1-second poller delivers three samples, the stopped
+    // one had two chances to poll and must not have taken them.
+    let mut witness = WsClient::connect_ok(&url, Some(&admin.token)).await;
+    witness.subscribe("k", POD_METRICS, json!({ "ns": "kube-system", "i": 1 })).await;
+    for _ in 0..3 {
+        assert_eq!(witness.next_message(Duration::from_secs(5)).await.unwrap()["type"], "next");
+    }
+    assert!(fake.hits("/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods") >= 3);
     assert_eq!(fake.hits(SHOP_METRICS_PATH), after_leaving, "no upstream polling without subscribers");
 }
 
@@ -383,13 +398,14 @@ async fn different_selections_of_the_same_feed_each_get_their_own_shape() {
     assert_eq!(app.state.cluster.shared.active(), 2);
     assert_eq!(app.state.cluster.pod_metrics.active(), 1);
     b.complete("t").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.state.cluster.shared.active(), 1);
+    eventually("the completed request leaves", || async { app.state.cluster.shared.active() == 1 }).await;
+    assert_eq!(app.state.cluster.pod_metrics.active(), 1, "the other request keeps the poller");
     a.close().await;
     b.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.state.cluster.shared.active(), 0);
-    assert_eq!(app.state.cluster.pod_metrics.active(), 0);
+    eventually("both connections leave", || async {
+        app.state.cluster.shared.active() == 0 && app.state.cluster.pod_metrics.active() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -444,8 +460,7 @@ async fn node_metrics_subscription_streams_samples() {
         );
     }
     ws.complete("n").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.state.cluster.node_metrics.active(), 0);
+    eventually("the node poller stops", || async { app.state.cluster.node_metrics.active() == 0 }).await;
 }
 
 #[tokio::test]
@@ -480,4 +495,75 @@ async fn pod_logs_subscription_follows_and_ends_when_the_pod_goes_away() {
 
     ws.subscribe("x", "subscription { podLogs(namespace: \"shop\", pod: \"web-7d9f8c-1\") }", json!({})).await;
     assert_eq!(refusal(&mut ws).await, "NOT_FOUND");
+
+    // Without a container name on a pod with two containers, the default one is followed.
+    fake.log("shop", "web-7d9f8c-2", "from the default container");
+    ws.subscribe("y", "subscription { podLogs(namespace: \"shop\", pod: \"web-7d9f8c-2\", tailLines: 1) }", json!({}))
+        .await;
+    let msg = ws.next_message(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(msg["payload"]["data"]["podLogs"], "from the default container", "{msg}");
+}
+
+#[tokio::test]
+async fn the_api_server_wants_the_kubeconfig_token() {
+    let fake = FakeCluster::start().await;
+    for token in [None, Some("wrong-token")] {
+        let path = fake.kubeconfig_with_token(token);
+        let kubeconfig = path.clone();
+        let app = TestApp::spawn_with(move |c| c.kube.source = KubeSource::Kubeconfig(kubeconfig)).await;
+        let admin = app.login_admin().await;
+        let refused = fake.unauthorized();
+        let v = app.gql(Some(&admin.token), "{ me { email } cluster { nodes { name } } }", json!({})).await;
+        assert_eq!(error_code(&v), "CLUSTER_UNAVAILABLE", "{token:?}: {v}");
+        assert_eq!(v["data"]["me"]["email"], admin.email);
+        assert!(fake.unauthorized() > refused, "{token:?}: the fake refused the request");
+        let r = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["cluster"], "unavailable", "{token:?}");
+        let _ = std::fs::remove_file(path);
+    }
+    // The kubeconfig the fake writes carries its token: nothing refused.
+    let before = fake.unauthorized();
+    let app = spawn_with(&fake).await;
+    let admin = app.login_admin().await;
+    app.gql_ok(Some(&admin.token), "{ cluster { nodes { name } } }", json!({})).await;
+    assert_eq!(fake.unauthorized(), before);
+}
+
+#[tokio::test]
+async fn metrics_server_unavailable_degrades_to_no_usage_and_recovers() {
+    let fake = FakeCluster::start().await;
+    fake.set_metrics_unavailable(true);
+    let app = spawn_with(&fake).await;
+    let admin = app.login_admin().await;
+    let q = "{ cluster { nodes { name usage { cpuMillicores } } pods(namespace: \"shop\") { name containers { usage { cpuMillicores } } } } }";
+    let d = app.gql_ok(Some(&admin.token), q, json!({})).await;
+    assert_eq!(d["cluster"]["nodes"].as_array().unwrap().len(), 3, "the inventory still answers");
+    assert!(d["cluster"]["nodes"].as_array().unwrap().iter().all(|n| n["usage"].is_null()), "{d}");
+    let pods = d["cluster"]["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 4);
+    assert!(pods.iter().flat_map(|p| p["containers"].as_array().unwrap()).all(|c| c["usage"].is_null()));
+    assert!(fake.hits(SHOP_METRICS_PATH) >= 1, "metrics were asked for and refused");
+
+    // The live view reports each failed tick and goes on: samples come back with metrics-server.
+    let mut ws = WsClient::connect_ok(&app.ws_url(), Some(&admin.token)).await;
+    ws.subscribe("m", POD_METRICS, json!({ "ns": "shop", "i": 1 })).await;
+    let msg = ws.next_message(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ws_error_code(&msg), "CLUSTER_UNAVAILABLE");
+    let text = msg.to_string();
+    assert!(!text.contains("127.0.0.1"), "no internal detail: {text}");
+    fake.set_metrics_unavailable(false);
+    let mut failed_ticks = 0;
+    loop {
+        let msg = ws.next_message(Duration::from_secs(5)).await.expect("a tick");
+        if msg["payload"]["data"]["podMetrics"].is_null() {
+            assert_eq!(ws_error_code(&msg), "CLUSTER_UNAVAILABLE");
+            failed_ticks += 1;
+            assert!(failed_ticks < 3, "metrics-server is back but the feed still fails");
+            continue;
+        }
+        assert_eq!(msg["payload"]["data"]["podMetrics"]["pods"].as_array().unwrap().len(), 3, "{msg}");
+        break;
+    }
+    let d = app.gql_ok(Some(&admin.token), q, json!({})).await;
+    assert_eq!(by_name(&d["cluster"]["nodes"], "cp-1")["usage"]["cpuMillicores"], 350.0);
 }

@@ -1,7 +1,7 @@
 //! Fixtures and checks shared by the subscription and billing-job tests.
 use serde_json::{Value, json};
 
-use crate::support::{Session, TestApp};
+use crate::support::{Session, TestApp, eventually};
 
 pub const WALLET: &str = "{ wallet { balance totalSpent transactions(first: 100) { edges { node { type amount status balanceBefore balanceAfter } } } } }";
 
@@ -97,4 +97,35 @@ pub async fn assert_ledger_consistent(app: &TestApp, user: &Session) {
 
 pub fn ts(v: &Value) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&chrono::Utc)
+}
+
+/// Waits until `n` walletUpdates streams are registered on `app`, so no event can be missed.
+pub async fn subscribed(app: &TestApp, n: usize) {
+    eventually("the walletUpdates subscriptions are registered", || async { app.state.wallet_hub.subscribers() >= n })
+        .await;
+}
+
+/// Waits until at least `n` requests of `app` wait for a lock: queued for the SQLite writer, or
+/// PostgreSQL sessions of its database blocked on a row lock. The evidence that a race test's
+/// requests really overlap. PostgreSQL is watched on a connection of its own, since the
+/// blocked requests may hold every connection of the app's pool.
+pub async fn wait_until_blocked(app: &TestApp, n: i64) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let watcher = match app.db.is_postgres() {
+        true => Some(sea_orm::Database::connect(app.db.url.as_str()).await.unwrap()),
+        false => None,
+    };
+    let what = format!("{n} requests wait for the held lock");
+    eventually(&what, || async {
+        let Some(pg) = &watcher else {
+            return app.state.db.writers_waiting() as i64 >= n;
+        };
+        let sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let row = pg.query_one_raw(Statement::from_string(pg.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get::<i64>("", "n").unwrap() >= n
+    })
+    .await;
+    if let Some(pg) = watcher {
+        pg.close().await.ok();
+    }
 }

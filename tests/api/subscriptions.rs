@@ -3,6 +3,7 @@ use serde_json::json;
 use crate::{helpers::*, support::error_code};
 
 const SUBSCRIBE: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id status monthlyPrice startDate endDate nextBillingAt autoRenew lastChargeAmount plan { id planType } service { slug } instances { name subdomain status namespace } transactions { type amount status } } }";
+const SUBSCRIBE_ID: &str = "mutation($i: SubscribeInput!) { subscribe(input: $i) { id instances { id } } }";
 const UPGRADE: &str = "mutation($id: ID!, $p: ID!) { upgradeSubscription(id: $id, planId: $p) { id status monthlyPrice endDate plan { planType } transactions { type amount } } }";
 const CANCEL: &str = "mutation($id: ID!) { cancelSubscription(id: $id, reason: \"not needed\") { id status autoRenew instances { status } } }";
 
@@ -51,6 +52,32 @@ async fn subscribe_charges_takes_a_slot_and_creates_a_pending_instance() {
     let v = f.app.gql_ok(Some(&other.token), SUBSCRIBE, json!({ "i": { "planId": f.plan("FREE") } })).await;
     assert_eq!(v["subscribe"]["transactions"], json!([]));
     assert!(v["subscribe"]["instances"][0]["name"].as_str().unwrap().starts_with("app-one"));
+}
+
+#[tokio::test]
+async fn an_instance_is_visible_to_its_owner_and_admins_only() {
+    let f = fixture(10).await;
+    let owner = f.app.register("Budi").await;
+    let v = f
+        .app
+        .gql_ok(Some(&owner.token), SUBSCRIBE_ID, json!({ "i": { "planId": f.plan("FREE"), "instanceName": "mine" } }))
+        .await;
+    let id = v["subscribe"]["instances"][0]["id"].as_str().unwrap().to_string();
+    let sub_id = v["subscribe"]["id"].clone();
+    let q = "query($id: ID!) { instance(id: $id) { id name subscription { id } } }";
+    for who in [&owner, &f.admin] {
+        let v = f.app.gql_ok(Some(&who.token), q, json!({ "id": id })).await;
+        assert_eq!(v["instance"]["name"], "mine", "{v}");
+        assert_eq!(v["instance"]["subscription"]["id"], sub_id);
+    }
+    // Someone else's instance is indistinguishable from one that does not exist.
+    let other = f.app.register("Siti").await;
+    let v = f.app.gql(Some(&other.token), q, json!({ "id": id })).await;
+    assert_eq!(error_code(&v), "NOT_FOUND", "{v}");
+    assert_eq!(v["data"]["instance"], serde_json::Value::Null, "{v}");
+    let missing = f.app.gql(Some(&other.token), q, json!({ "id": "999999" })).await;
+    assert_eq!(missing["errors"][0]["message"], v["errors"][0]["message"]);
+    assert_eq!(error_code(&f.app.gql(None, q, json!({ "id": id })).await), "UNAUTHENTICATED");
 }
 
 #[tokio::test]
@@ -410,10 +437,24 @@ async fn twenty_parallel_subscribes_with_credit_for_one() {
         let (_, p) = create_service(&f.app, &f.admin, &format!("svc-{i}"), 10).await;
         plans.push(p[2].1.clone());
     }
-    let results = futures::future::join_all(
-        plans.iter().map(|p| f.app.gql(Some(&user.token), SUBSCRIBE, json!({ "i": { "planId": p } }))),
-    )
-    .await;
+    // Hold the writer (SQLite) / the user's row (PostgreSQL) until all twenty wait for it.
+    let blocker = f.app.state.db.begin().await.unwrap();
+    if f.app.db.is_postgres() {
+        use sea_orm::ConnectionTrait;
+        let sql = format!("SELECT id FROM users WHERE id = {} FOR UPDATE", user.user_id);
+        blocker.execute_unprepared(&sql).await.unwrap();
+    }
+    let (results, _) = tokio::join!(
+        futures::future::join_all(plans.iter().map(|p| f.app.gql(
+            Some(&user.token),
+            SUBSCRIBE,
+            json!({ "i": { "planId": p } })
+        )),),
+        async {
+            wait_until_blocked(&f.app, 20).await;
+            blocker.commit().await.unwrap();
+        },
+    );
     let ok = results.iter().filter(|v| v.get("errors").is_none()).count();
     assert_eq!(ok, 1, "{results:?}");
     assert!(results.iter().filter(|v| v.get("errors").is_some()).all(|v| error_code(v) == "INSUFFICIENT_CREDIT"));
@@ -446,7 +487,7 @@ async fn concurrent_upgrade_and_cancel_one_wins() {
         let v = f.app.gql_ok(ut, SUBSCRIBE, json!({ "i": { "planId": f.plan("BASIC") } })).await;
         let id = v["subscribe"]["id"].as_str().unwrap().to_string();
         // Force a real overlap: hold the writer (SQLite) / the row (PostgreSQL) until both
-        // requests have read the subscription, then let them race to commit.
+        // requests have read the subscription and wait for the lock, then let them race.
         let blocker = f.app.state.db.begin().await.unwrap();
         if f.app.db.is_postgres() {
             blocker
@@ -458,7 +499,7 @@ async fn concurrent_upgrade_and_cancel_one_wins() {
             f.app.gql(ut, UPGRADE, json!({ "id": id, "p": f.plan("PRO") })),
             f.app.gql(ut, CANCEL, json!({ "id": id })),
             async {
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                wait_until_blocked(&f.app, 2).await;
                 blocker.commit().await.unwrap();
             },
         );

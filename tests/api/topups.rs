@@ -254,12 +254,20 @@ async fn replays_and_concurrent_deliveries_credit_once() {
     let (id, order) = top_up(&app, &fake, &s, 75_000).await;
     let n = notification(&order, 75_000, "settlement", None);
     let app = std::sync::Arc::new(app);
-    // 50 concurrent deliveries of the same settlement.
+    // 50 concurrent deliveries of the same settlement. The writer (SQLite) / the top-up's row
+    // (PostgreSQL) is held until at least ten of them have read it PENDING and wait to credit.
+    let blocker = app.state.db.begin().await.unwrap();
+    if app.db.is_postgres() {
+        use sea_orm::ConnectionTrait;
+        blocker.execute_unprepared(&format!("SELECT id FROM transactions WHERE id = {id} FOR UPDATE")).await.unwrap();
+    }
     let mut tasks = vec![];
     for _ in 0..50 {
         let (app, n) = (app.clone(), n.clone());
         tasks.push(tokio::spawn(async move { app.notify(&n).await }));
     }
+    crate::helpers::wait_until_blocked(&app, 10).await;
+    blocker.commit().await.unwrap();
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
@@ -422,4 +430,34 @@ async fn reconciler_settles_lost_webhooks_and_expires_abandoned_top_ups() {
     assert_eq!(app.notify(&notification(&abandoned_order, 15_000, "settlement", None)).await, 200);
     assert_eq!(tx(&app, &s, &abandoned).await["status"], "COMPLETED");
     assert_eq!(wallet(&app, &s).await["balance"], 60_000);
+}
+
+#[tokio::test]
+async fn core_api_errors_in_an_http_200_body_are_errors() {
+    let (app, fake, s) = setup().await;
+    let sync = "mutation($id: ID!) { syncTopUp(transactionId: $id) { status } }";
+    let cancel = "mutation($id: ID!) { cancelTopUp(transactionId: $id) { status } }";
+    let (id, _) = top_up(&app, &fake, &s, 30_000).await;
+    fake.set_errors_in_body(true);
+    // HTTP 200 with "404 Transaction doesn't exist": the customer has not started paying.
+    assert_eq!(app.gql_ok(Some(&s.token), sync, json!({ "id": id })).await["syncTopUp"]["status"], "PENDING");
+
+    // The key was rotated at Midtrans: HTTP 200 with "401" is a provider error everywhere, and
+    // nothing changes here, not even past the top-up's expiry.
+    fake.set_server_key("SB-Mid-server-rotated");
+    app.clock.advance(chrono::Duration::minutes(61));
+    for q in [sync, cancel] {
+        let v = app.gql(Some(&s.token), q, json!({ "id": id })).await;
+        assert_eq!(error_code(&v), "PAYMENT_PROVIDER_ERROR", "{v}");
+    }
+    let r = minispod_gateway::jobs::payments::reconcile(&app.state).await.unwrap();
+    assert_eq!((r.processed, r.changed, r.failed), (1, 0, 1), "{r:?}");
+    assert_eq!(tx(&app, &s, &id).await["status"], "PENDING");
+    let v = app.gql(Some(&s.token), CREATE, json!({ "a": 10_000 })).await;
+    assert_eq!(error_code(&v), "PAYMENT_PROVIDER_ERROR", "Snap answers 401 to a wrong key: {v}");
+
+    // With the right key again, the unknown order past its expiry is EXPIRED.
+    fake.set_server_key(SERVER_KEY);
+    assert_eq!(app.gql_ok(Some(&s.token), sync, json!({ "id": id })).await["syncTopUp"]["status"], "EXPIRED");
+    assert_eq!(wallet(&app, &s).await["balance"], 0);
 }

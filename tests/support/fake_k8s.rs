@@ -2,21 +2,26 @@
 //! deployments, services, ingresses, metrics.k8s.io and pod logs (with `follow=true`) from
 //! fixtures the test controls, counts requests per path, and writes a kubeconfig pointing at
 //! itself, so the gateway's real kube client runs end to end. Shared by the integration tests and
-//! `cargo run --example fake-cluster`.
+//! `cargo run --example fake-cluster`. As strict as a real API server where the gateway could get
+//! it wrong: it wants the kubeconfig's bearer token (401 otherwise), a container name for the logs
+//! of a pod with several containers (400), and answers 503 from metrics.k8s.io when told to.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use axum::{
     Json, Router,
     body::Body,
     extract::{Path, Query, Request, State},
-    http::StatusCode,
+    http::{StatusCode, header::AUTHORIZATION},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -45,8 +50,15 @@ pub struct Fixtures {
     pub logs: HashMap<(String, String), Vec<String>>,
 }
 
+/// The bearer token the fake API server accepts (the one in the kubeconfig it writes).
+pub const TOKEN: &str = "fake-token";
+
 struct Shared {
     fixtures: Mutex<Fixtures>,
+    /// metrics.k8s.io answers 503, as while metrics-server's APIService is unavailable.
+    metrics_unavailable: AtomicBool,
+    /// Requests refused for a missing or wrong bearer token.
+    unauthorized: AtomicU64,
     hits: Mutex<HashMap<String, u64>>,
     /// Live followers per (namespace, pod); dropping the sender ends their streams.
     followers: Mutex<HashMap<(String, String), broadcast::Sender<String>>>,
@@ -75,8 +87,13 @@ impl FakeCluster {
 
     /// Serves `fixtures` on `addr`, writing the kubeconfig to `kubeconfig` (or a temp file).
     pub async fn start_with(fixtures: Fixtures, addr: SocketAddr, kubeconfig: Option<PathBuf>) -> Self {
-        let shared =
-            Arc::new(Shared { fixtures: Mutex::new(fixtures), hits: Mutex::default(), followers: Mutex::default() });
+        let shared = Arc::new(Shared {
+            fixtures: Mutex::new(fixtures),
+            metrics_unavailable: AtomicBool::new(false),
+            unauthorized: AtomicU64::new(0),
+            hits: Mutex::default(),
+            followers: Mutex::default(),
+        });
         let listener = tokio::net::TcpListener::bind(addr).await.expect("fake API server binds");
         let addr = listener.local_addr().unwrap();
         let app = router(shared.clone());
@@ -98,6 +115,23 @@ impl FakeCluster {
 
     pub fn total_hits(&self) -> u64 {
         self.shared.hits.lock().unwrap().values().sum()
+    }
+
+    /// Requests refused with 401 (no or a wrong bearer token).
+    pub fn unauthorized(&self) -> u64 {
+        self.shared.unauthorized.load(Ordering::Relaxed)
+    }
+
+    /// Makes metrics.k8s.io answer 503 ServiceUnavailable (or serve the fixtures again).
+    pub fn set_metrics_unavailable(&self, unavailable: bool) {
+        self.shared.metrics_unavailable.store(unavailable, Ordering::Relaxed);
+    }
+
+    /// A kubeconfig for this server with another bearer token (or none); the caller removes it.
+    pub fn kubeconfig_with_token(&self, token: Option<&str>) -> PathBuf {
+        let path = self.kubeconfig.with_extension(format!("token-{}.yaml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, kubeconfig_yaml_with(&self.url, token)).expect("kubeconfig written");
+        path
     }
 
     /// Changes the fixtures in place.
@@ -145,10 +179,15 @@ pub fn unreachable_kubeconfig() -> PathBuf {
 }
 
 pub fn kubeconfig_yaml(server: &str) -> String {
+    kubeconfig_yaml_with(server, Some(TOKEN))
+}
+
+pub fn kubeconfig_yaml_with(server: &str, token: Option<&str>) -> String {
+    let user = token.map_or_else(|| "{}".to_string(), |t| format!("\n    token: {t}"));
     format!(
         "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
          contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\n\
-         users:\n- name: fake\n  user:\n    token: fake-token\n"
+         users:\n- name: fake\n  user: {user}\n"
     )
 }
 
@@ -198,7 +237,19 @@ fn router(shared: Arc<Shared>) -> Router {
 
 async fn count(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     *shared.hits.lock().unwrap().entry(req.uri().path().to_string()).or_default() += 1;
+    let bearer = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(TOKEN) {
+        shared.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
     next.run(req).await
+}
+
+/// A `Status` error body as the API server sends it.
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code.as_u16() });
+    (code, Json(body)).into_response()
 }
 
 fn not_found(message: &str) -> Response {
@@ -239,6 +290,10 @@ fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
 }
 
 async fn list(State(shared): State<Arc<Shared>>, ns: Option<String>, kind: Kind, q: Option<ListQuery>) -> Response {
+    if matches!(kind, Kind::PodMetrics | Kind::NodeMetrics) && shared.metrics_unavailable.load(Ordering::Relaxed) {
+        let message = "the server is currently unable to handle the request (get pods.metrics.k8s.io)";
+        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message);
+    }
     let f = shared.fixtures.lock().unwrap().clone();
     let (api_version, list_kind, items) = match kind {
         Kind::Namespaces => ("v1", "NamespaceList", to_values(&f.namespaces)),
@@ -317,8 +372,14 @@ async fn pod_log(
     let Some(pod) = find_pod(&shared, &ns, &name) else {
         return not_found(&format!("pods \"{name}\" not found"));
     };
+    let containers: Vec<&str> = pod.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.as_str()).collect();
+    if q.container.is_none() && containers.len() > 1 {
+        let message =
+            format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
+        return status(StatusCode::BAD_REQUEST, "BadRequest", &message);
+    }
     if let Some(c) = &q.container {
-        let known = pod.spec.iter().flat_map(|s| &s.containers).any(|k| &k.name == c);
+        let known = containers.contains(&c.as_str());
         if !known {
             let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400, "reason": "BadRequest",
                 "message": format!("container {c} is not valid for pod {name}")});

@@ -1,5 +1,7 @@
 //! A fake Midtrans on loopback: Snap create, Core status and cancel, with answers the test
-//! controls (per-order statuses, failures, delays) and every request recorded.
+//! controls (per-order statuses, failures, delays) and every request recorded. Like the real one
+//! it wants Basic auth with the server key (401 otherwise), and it can report Core API errors
+//! the way Midtrans also does: HTTP 200 with the error in the body's `status_code`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -47,6 +49,10 @@ pub struct FakeState {
     /// order_id -> status API body; absent orders answer 404.
     pub statuses: HashMap<String, Value>,
     pub status_fails: bool,
+    /// The server key requests must carry (`Basic base64(key + ":")`); a test may rotate it.
+    pub server_key: String,
+    /// Core API errors (401, 404) answer HTTP 200 with the error in the body.
+    pub errors_in_body: bool,
 }
 
 #[derive(Clone)]
@@ -66,6 +72,8 @@ impl FakeMidtrans {
             snap: SnapMode::Ok,
             statuses: HashMap::new(),
             status_fails: false,
+            server_key: SERVER_KEY.into(),
+            errors_in_body: false,
         }));
         let app = Router::new()
             .route("/snap/v1/transactions", post(snap))
@@ -98,6 +106,16 @@ impl FakeMidtrans {
         self.state.lock().unwrap().statuses.insert(order.to_string(), body);
     }
 
+    /// Rotates the key Midtrans accepts (the gateway keeps the one it was configured with).
+    pub fn set_server_key(&self, key: &str) {
+        self.state.lock().unwrap().server_key = key.into();
+    }
+
+    /// From now on, Core API errors answer HTTP 200 with the error in the body's `status_code`.
+    pub fn set_errors_in_body(&self, on: bool) {
+        self.state.lock().unwrap().errors_in_body = on;
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -115,12 +133,30 @@ impl FakeMidtrans {
 
 type S = State<Arc<Mutex<FakeState>>>;
 
+fn authorized(st: &FakeState, headers: &HeaderMap) -> bool {
+    use base64::Engine;
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:", st.server_key));
+    header(headers, "authorization").is_some_and(|h| h == format!("Basic {expected}"))
+}
+
+/// A Core API error: its HTTP status, or 200 with the status in the body when so configured.
+fn core_error(st: &FakeState, code: u16, message: &str) -> Response {
+    let http = if st.errors_in_body { StatusCode::OK } else { StatusCode::from_u16(code).unwrap() };
+    (http, Json(json!({ "status_code": code.to_string(), "status_message": message }))).into_response()
+}
+
+const UNKNOWN_MERCHANT: &str = "Unknown Merchant server_key/id";
+
 fn rec(s: &Arc<Mutex<FakeState>>, method: &'static str, path: String, headers: &HeaderMap, body: Value) {
     FakeMidtrans { url: String::new(), state: s.clone() }.record(method, path, headers, body);
 }
 
 async fn snap(State(s): S, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     rec(&s, "POST", "/snap/v1/transactions".into(), &headers, body.clone());
+    if !authorized(&s.lock().unwrap(), &headers) {
+        let message = "Access denied due to unauthorized transaction, please check client or server key";
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "error_messages": [message] }))).into_response();
+    }
     let mode = s.lock().unwrap().snap.clone();
     match mode {
         SnapMode::Ok => {}
@@ -142,22 +178,24 @@ async fn snap(State(s): S, headers: HeaderMap, Json(body): Json<Value>) -> Respo
 async fn status(State(s): S, Path(order): Path<String>, headers: HeaderMap) -> Response {
     rec(&s, "GET", format!("/v2/{order}/status"), &headers, Value::Null);
     let st = s.lock().unwrap();
+    if !authorized(&st, &headers) {
+        return core_error(&st, 401, UNKNOWN_MERCHANT);
+    }
     if st.status_fails {
         return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response();
     }
     match st.statuses.get(&order) {
         Some(b) => Json(b.clone()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "status_code": "404", "status_message": "Transaction doesn't exist." })),
-        )
-            .into_response(),
+        None => core_error(&st, 404, "Transaction doesn't exist."),
     }
 }
 
 async fn cancel(State(s): S, Path(order): Path<String>, headers: HeaderMap) -> Response {
     rec(&s, "POST", format!("/v2/{order}/cancel"), &headers, Value::Null);
     let mut st = s.lock().unwrap();
+    if !authorized(&st, &headers) {
+        return core_error(&st, 401, UNKNOWN_MERCHANT);
+    }
     match st.statuses.get_mut(&order) {
         Some(b) if b["transaction_status"] == "settlement" => Json(json!({
             "status_code": "412", "status_message": "Merchant cannot modify the status of the transaction"
@@ -168,7 +206,7 @@ async fn cancel(State(s): S, Path(order): Path<String>, headers: HeaderMap) -> R
             b["status_code"] = json!("200");
             Json(b.clone()).into_response()
         }
-        None => (StatusCode::NOT_FOUND, Json(json!({ "status_code": "404" }))).into_response(),
+        None => core_error(&st, 404, "Transaction doesn't exist."),
     }
 }
 

@@ -260,3 +260,17 @@ pub fn error_code(v: &Value) -> String {
         .unwrap_or_else(|| panic!("expected an error with a code: {v}"))
         .to_string()
 }
+
+/// Polls `condition` until it holds, failing the test after 10 s: the way to wait for a
+/// background effect without guessing how long it takes.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
