@@ -19,3 +19,4 @@ pub mod settings;
 pub mod state;
 pub mod subscriptions;
 pub mod users;
+pub mod ws;

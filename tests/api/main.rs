@@ -15,3 +15,4 @@ mod topups;
 mod users;
 mod wallet;
 mod wallet_updates;
+mod ws_limits;
