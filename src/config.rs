@@ -468,6 +468,20 @@ mod tests {
     }
 
     #[test]
+    fn websocket_limits() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.websocket.init_timeout, Duration::from_secs(10));
+        assert_eq!(c.websocket.max_subscriptions, 50);
+        let c = cfg(&[("MINISPOD_WS_INIT_TIMEOUT_SECS", "3"), ("MINISPOD_WS_MAX_CONNECTIONS_PER_USER", "5")]).unwrap();
+        assert_eq!((c.websocket.init_timeout.as_secs(), c.websocket.max_connections_per_user), (3, 5));
+        for var in
+            ["MINISPOD_WS_INIT_TIMEOUT_SECS", "MINISPOD_WS_MAX_SUBSCRIPTIONS", "MINISPOD_WS_MAX_CONNECTIONS_PER_USER"]
+        {
+            assert_eq!(cfg(&[(var, "0")]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
     fn midtrans_urls_follow_the_mode_and_can_be_overridden() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.midtrans.snap_url, MIDTRANS_SANDBOX_SNAP_URL);

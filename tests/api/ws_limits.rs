@@ -156,6 +156,27 @@ async fn deactivation_ends_live_streams() {
 }
 
 #[tokio::test]
+async fn the_legacy_protocol_is_ended_too() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_admin().await;
+    let s = app.register("Budi").await;
+    let payload = json!({ "Authorization": format!("Bearer {}", s.token) });
+    let Init::Acked(mut ws) = WsClient::connect(&app.ws_url(), "graphql-ws", payload).await else {
+        panic!("legacy connection refused");
+    };
+    ws.send_json(json!({ "id": "w", "type": "start", "payload": { "query": WALLET } })).await;
+    // The legacy protocol has no ping: a query answered means the start before it was handled.
+    ws.send_json(json!({ "id": "q", "type": "start", "payload": { "query": "{ __typename }" } })).await;
+    let m = ws.next_message(Duration::from_secs(5)).await.unwrap();
+    assert_eq!((m["type"].as_str(), m["id"].as_str()), (Some("data"), Some("q")), "{m}");
+    set_active(&app, &admin, &s, false).await;
+    let (code, _, seen) = ws.until_closed(REVOCATION_DEADLINE).await;
+    assert_eq!(code, 4403, "{seen:?}");
+    let last = seen.iter().rev().find(|m| m["id"] == "w").unwrap_or_else(|| panic!("an error for w: {seen:?}"));
+    assert_eq!((last["type"].as_str(), error_code(last).as_str()), (Some("data"), "UNAUTHENTICATED"));
+}
+
+#[tokio::test]
 async fn logout_all_ends_live_streams() {
     let app = TestApp::spawn().await;
     let s = app.register("Budi").await;
