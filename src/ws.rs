@@ -41,8 +41,9 @@ use crate::{
 
 const WS_BUFFER_BYTES: usize = 4 * 1024;
 
-/// How often a connection compares its token's expiry with the clock.
-const EXPIRY_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How often a signed-in connection compares its token's expiry with the gateway clock (which
+/// tests move, so a timer set for the expiry itself would not do).
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The subprotocol the client asked for, or `None` (400).
 pub fn protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
@@ -138,30 +139,39 @@ impl Revoked {
     }
 }
 
-/// Re-checks the session's token like an HTTP request would. `None`: still valid (and the
-/// fresh viewer is stored for the next operation).
-async fn recheck(state: &AppState, session: &Session) -> Option<Revoked> {
+enum Check {
+    /// Still valid (or anonymous); the fresh viewer is stored for the next operation.
+    Valid,
+    Revoked(Revoked),
+    /// The database could not answer: nothing is decided.
+    Unknown,
+}
+
+/// Re-checks the session's token like an HTTP request would.
+async fn recheck(state: &AppState, session: &Session) -> Check {
     let (header, user) = session.with(|s| (s.header.clone(), s.user));
-    let (viewer, expires_at) = user?;
+    let Some((viewer, expires_at)) = user else {
+        return Check::Valid;
+    };
     if expires_at <= state.now().timestamp() {
-        return Some(Revoked::unauthenticated("access token expired; reconnect with a fresh token"));
+        return Check::Revoked(Revoked::unauthenticated("access token expired; reconnect with a fresh token"));
     }
     let fresh = match auth::authenticate(state, header.as_deref()).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(error = %e, "cannot re-check a WebSocket viewer");
-            return Some(Revoked { code: "INTERNAL", message: "cannot check the access token".into() });
+            return Check::Unknown;
         }
     };
     match fresh.viewer() {
         Ok(v) if v.role != viewer.role => {
-            Some(Revoked { code: "FORBIDDEN", message: "role changed; reconnect to continue".into() })
+            Check::Revoked(Revoked { code: "FORBIDDEN", message: "role changed; reconnect to continue".into() })
         }
         Ok(_) => {
             session.with(|s| s.current = Some(fresh));
-            None
+            Check::Valid
         }
-        Err(_) => Some(Revoked::unauthenticated("access revoked; sign in again")),
+        Err(_) => Check::Revoked(Revoked::unauthenticated("access revoked; sign in again")),
     }
 }
 
@@ -216,11 +226,14 @@ impl Conn {
                     let message = format!("at most {} operations per connection", self.max_subscriptions);
                     return Verdict::Reply(self.error(&id, "RATE_LIMITED", &message));
                 }
-                if let Some(revoked) = recheck(state, session).await {
-                    return Verdict::Revoke(revoked, id);
+                match recheck(state, session).await {
+                    Check::Valid => {
+                        self.ids.insert(id);
+                        Verdict::Forward
+                    }
+                    Check::Revoked(revoked) => Verdict::Revoke(revoked, id),
+                    Check::Unknown => Verdict::Reply(self.error(&id, "INTERNAL", "cannot check the access token")),
                 }
-                self.ids.insert(id);
-                Verdict::Forward
             }
             ("complete" | "stop", Some(id)) => {
                 self.ids.remove(&id);
@@ -285,6 +298,7 @@ async fn serve(socket: WebSocket, state: AppState, schema: AppSchema, protocol: 
     let init_deadline = tokio::time::sleep(limits.init_timeout);
     tokio::pin!(init_deadline);
     let mut expiry_check = tokio::time::interval(EXPIRY_CHECK_EVERY);
+    expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let close: Option<(u16, String)> = loop {
         let revoked = tokio::select! {
@@ -341,14 +355,15 @@ async fn serve(socket: WebSocket, state: AppState, schema: AppSchema, protocol: 
                     }
                 };
                 match relevant {
+                    // Unknown: the next subscribe or the token's expiry decides.
                     true => match recheck(&state, &session).await {
-                        Some(revoked) => revoked,
-                        None => continue,
+                        Check::Revoked(revoked) => revoked,
+                        Check::Valid | Check::Unknown => continue,
                     },
                     false => continue,
                 }
             }
-            _ = expiry_check.tick() => {
+            _ = expiry_check.tick(), if session.with(|s| s.user.is_some()) => {
                 let now = state.now().timestamp();
                 match session.with(|s| s.user.is_some_and(|(_, exp)| exp <= now)) {
                     true => Revoked::unauthenticated("access token expired; reconnect with a fresh token"),
