@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 GATEWAY="${1:-$TARGET_DIR/release/minispod}"
-ATTACKS="${2:-fragment-bomb,cache-flood}"
+ATTACKS="${2:-fragment-bomb,cache-flood,silent-sockets,revoked-sockets}"
 PROFILE="${PROFILE:-release}"
 [ -x "$GATEWAY" ] || { echo "no gateway binary at $GATEWAY (build it, or pass its path)" >&2; exit 2; }
 
@@ -40,4 +40,4 @@ done
 [ -n "$url" ] || { echo "the gateway did not start" >&2; cat "$work/gateway.log" >&2; exit 1; }
 
 echo "gateway: $GATEWAY, pid $gateway_pid, $url"
-"$CLIENT" --url "$url" --pid "$gateway_pid" --attacks "$ATTACKS"
+"$CLIENT" --url "$url" --pid "$gateway_pid" --gateway "$GATEWAY" --attacks "$ATTACKS"

@@ -173,6 +173,8 @@ async fn run(n: usize, args: &Args) -> String {
         .env("MINISPOD_KUBECONFIG", &fake.kubeconfig)
         .env("MINISPOD_ADMIN_PASSWORD", password)
         .env("MINISPOD_SEED_DEMO", "false")
+        // Every subscriber is the one admin.
+        .env("MINISPOD_WS_MAX_CONNECTIONS_PER_USER", "10000")
         .env("JWT_SECRET", "bench-secret-0123456789abcdef0123456789abcdef")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -58,6 +58,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         .context("cannot build the HTTP client")?;
     let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
     let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
+    let revocations =
+        crate::auth::revocations::RevocationHub::start(&db).await.context("cannot start the revocation hub")?;
     let catalog_cache =
         CatalogCache::start(&db, config.graphql.catalog_cache_bytes).await.context("cannot start the catalog cache")?;
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
@@ -70,6 +72,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         http,
         midtrans,
         wallet_hub,
+        revocations,
+        ws_connections: Default::default(),
         catalog_cache,
         cluster: Arc::new(cluster),
     })
@@ -111,6 +115,7 @@ impl App {
             job.abort();
         }
         self.state.wallet_hub.stop();
+        self.state.revocations.stop();
         self.state.catalog_cache.stop();
         served?;
         Ok(())

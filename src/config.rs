@@ -75,6 +75,18 @@ pub struct Config {
     /// Days a SUSPENDED subscription is kept (slot held) after its grace ended, before it expires.
     pub suspension_retention_days: i64,
     pub kube: KubeSettings,
+    pub websocket: WsLimits,
+}
+
+/// Resources one WebSocket client may hold.
+#[derive(Clone, Debug)]
+pub struct WsLimits {
+    /// A connection that sends no `connection_init` within this is closed with 4408.
+    pub init_timeout: Duration,
+    /// Live operations per connection; the one over gets an error.
+    pub max_subscriptions: usize,
+    /// Open connections per signed-in user; anonymous connections are bounded by the init timeout.
+    pub max_connections_per_user: usize,
 }
 
 pub const MIDTRANS_SANDBOX_SNAP_URL: &str = "https://app.sandbox.midtrans.com/snap/v1";
@@ -163,6 +175,20 @@ pub struct RateLimits {
     pub password_change_per_hour: u32,
 }
 
+fn read_websocket(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    if let Some(v) = get("MINISPOD_WS_INIT_TIMEOUT_SECS") {
+        c.websocket.init_timeout = Duration::from_secs(parse_range("MINISPOD_WS_INIT_TIMEOUT_SECS", &v, 1, 300)?);
+    }
+    if let Some(v) = get("MINISPOD_WS_MAX_SUBSCRIPTIONS") {
+        c.websocket.max_subscriptions = parse_range("MINISPOD_WS_MAX_SUBSCRIPTIONS", &v, 1, 10_000)? as usize;
+    }
+    if let Some(v) = get("MINISPOD_WS_MAX_CONNECTIONS_PER_USER") {
+        c.websocket.max_connections_per_user =
+            parse_range("MINISPOD_WS_MAX_CONNECTIONS_PER_USER", &v, 1, 10_000)? as usize;
+    }
+    Ok(())
+}
+
 /// A configuration problem: names the variable so the operator can fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {var}: {reason}")]
@@ -216,6 +242,11 @@ impl Default for Config {
                 context: None,
                 connect_timeout: Duration::from_secs(5),
                 read_timeout: Duration::from_secs(15),
+            },
+            websocket: WsLimits {
+                init_timeout: Duration::from_secs(10),
+                max_subscriptions: 50,
+                max_connections_per_user: 64,
             },
         }
     }
@@ -335,6 +366,7 @@ impl Config {
             };
         }
         read_midtrans(&get, &mut c)?;
+        read_websocket(&get, &mut c)?;
         if let Some(v) = get("MINISPOD_KUBE") {
             c.kube.source = match v.trim() {
                 "infer" => KubeSource::Infer,
@@ -582,6 +614,20 @@ mod tests {
         assert_eq!(e.var, "MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS");
         let e = cfg(&[("MINISPOD_CATALOG_CACHE_BYTES", "64MiB")]).unwrap_err();
         assert_eq!(e.var, "MINISPOD_CATALOG_CACHE_BYTES");
+    }
+
+    #[test]
+    fn websocket_limits() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.websocket.init_timeout, Duration::from_secs(10));
+        assert_eq!(c.websocket.max_subscriptions, 50);
+        let c = cfg(&[("MINISPOD_WS_INIT_TIMEOUT_SECS", "3"), ("MINISPOD_WS_MAX_CONNECTIONS_PER_USER", "5")]).unwrap();
+        assert_eq!((c.websocket.init_timeout.as_secs(), c.websocket.max_connections_per_user), (3, 5));
+        for var in
+            ["MINISPOD_WS_INIT_TIMEOUT_SECS", "MINISPOD_WS_MAX_SUBSCRIPTIONS", "MINISPOD_WS_MAX_CONNECTIONS_PER_USER"]
+        {
+            assert_eq!(cfg(&[(var, "0")]).unwrap_err().var, var);
+        }
     }
 
     #[test]

@@ -2,24 +2,21 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
-    Context, Data, Executor, MergedObject, MergedSubscription, Schema, ServerError, ServerResult,
+    Context, MergedObject, MergedSubscription, Schema, ServerError, ServerResult,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest},
-    http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
+    http::GraphiQLSource,
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade, ws::Message},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
 
-use futures::{SinkExt, StreamExt, stream::BoxStream};
-
 use crate::{
     auth::{self, Auth},
     catalog::cache::{CatalogCache, Fill},
-    cluster::fanout::{self, ConnectionFanout},
     state::AppState,
 };
 
@@ -168,7 +165,7 @@ fn nesting(query: &str) -> usize {
     max
 }
 
-fn check_nesting(query: &str, max_depth: usize) -> ServerResult<()> {
+pub(crate) fn check_nesting(query: &str, max_depth: usize) -> ServerResult<()> {
     // Arguments and lists nest too; allow some room above the selection depth limit.
     if nesting(query) > max_depth * 2 + 8 {
         return Err(ServerError::new("query is nested too deep", None));
@@ -341,9 +338,7 @@ pub async fn graphql_post(
     execute(&state, &schema, &headers, peer, req.into_inner(), false).await
 }
 
-const WS_BUFFER_BYTES: usize = 4 * 1024;
-
-/// GET serves queries from the URL, or upgrades to a GraphQL WebSocket.
+/// GET serves queries from the URL, or upgrades to a GraphQL WebSocket (`crate::ws`).
 pub async fn graphql_get(
     State((state, schema)): State<(AppState, AppSchema)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -354,99 +349,17 @@ pub async fn graphql_get(
         headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if wants_ws {
         let (mut parts, _) = req.into_parts();
-        let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
-            Ok(p) => p,
-            Err(status) => return (status, "unsupported WebSocket subprotocol").into_response(),
-        };
         let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
             Ok(ws) => ws,
             Err(e) => return e.into_response(),
         };
         let ip = client_ip(&state, &headers, peer);
-        // Per-connection buffers dominate the memory of idle subscribers: the 128 KiB defaults
-        // cost ~130 KiB each, while client messages are tiny and samples go out one by one.
-        return ws
-            .read_buffer_size(WS_BUFFER_BYTES)
-            .write_buffer_size(WS_BUFFER_BYTES)
-            .max_message_size(state.config.graphql.max_body_bytes)
-            .protocols(ALL_WEBSOCKET_PROTOCOLS)
-            .on_upgrade(move |socket| {
-                // Metric samples are serialised once for all subscribers (`cluster::fanout`); the
-                // sink puts each connection's copy in place.
-                let fanout = ConnectionFanout::default();
-                let (sink, stream) = socket.split();
-                let sink = sink.with({
-                    let fanout = fanout.clone();
-                    move |msg| futures::future::ready(Ok::<_, axum::Error>(resolve_shared(&fanout, msg)))
-                });
-                let executor = WsExecutor { schema, state: state.clone(), fanout: fanout.clone() };
-                GraphQLWebSocket::new_with_pair(sink, stream, executor, protocol)
-                    .on_connection_init(move |payload| ws_init(state, ip, payload))
-                    .serve()
-            })
-            .into_response();
+        return crate::ws::upgrade(state, schema, crate::ws::protocol(&headers), ws, ip);
     }
     match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(req, &()).await {
         Ok(r) => execute(&state, &schema, &headers, peer, r.into_inner(), true).await,
         Err(e) => e.into_response(),
     }
-}
-
-fn resolve_shared(fanout: &ConnectionFanout, msg: Message) -> Message {
-    match msg {
-        Message::Text(text) => match fanout.resolve(text.as_str()) {
-            Some(shared) => Message::Text(shared.into()),
-            None => Message::Text(text),
-        },
-        other => other,
-    }
-}
-
-/// The schema, with admin metric subscriptions shared across subscribers (`cluster::fanout`).
-#[derive(Clone)]
-struct WsExecutor {
-    schema: AppSchema,
-    state: AppState,
-    fanout: ConnectionFanout,
-}
-
-impl Executor for WsExecutor {
-    fn execute(&self, request: async_graphql::Request) -> impl Future<Output = async_graphql::Response> + Send {
-        Executor::execute(&self.schema, request)
-    }
-
-    fn execute_stream(
-        &self,
-        request: async_graphql::Request,
-        session_data: Option<Arc<Data>>,
-    ) -> BoxStream<'static, async_graphql::Response> {
-        let is_admin = session_data.as_deref().and_then(fanout::session_get::<Auth>).is_some_and(|a| a.admin().is_ok());
-        // Sharing parses the document first: never one the parser must not see.
-        let shareable = is_admin && check_nesting(&request.query, self.state.config.graphql.max_depth).is_ok();
-        let schema = self.schema.clone();
-        self.fanout.execute_stream(&self.state.cluster.shared, request, shareable, move |r| {
-            Executor::execute_stream(&schema, r, session_data)
-        })
-    }
-}
-
-/// graphql-transport-ws `connection_init`: `{ "Authorization": "Bearer <token>" }`. A bad token
-/// refuses the connection; no token gives an anonymous connection.
-async fn ws_init(state: AppState, ip: ClientIp, payload: serde_json::Value) -> async_graphql::Result<Data> {
-    let header = ["Authorization", "authorization"]
-        .iter()
-        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-        .map(str::to_string);
-    let auth = auth::authenticate(&state, header.as_deref()).await?;
-    if matches!(auth, Auth::Invalid) {
-        return Err(async_graphql::Error::new("invalid or expired access token"));
-    }
-    let mut data = Data::default();
-    data.insert(auth);
-    data.insert(ip);
-    data.insert(crate::catalog::loader::new(&state.db));
-    data.insert(crate::subscriptions::loader::new(&state.db));
-    Ok(data)
 }
 
 /// GraphiQL sends its headers tab with HTTP requests but not in the WebSocket `connection_init`

@@ -21,3 +21,4 @@ pub mod state;
 pub mod subscriptions;
 pub mod text;
 pub mod users;
+pub mod ws;

@@ -17,6 +17,10 @@ pub struct AppState {
     pub midtrans: Arc<MidtransClient>,
     /// walletUpdates fan-out (PostgreSQL LISTEN/NOTIFY across replicas).
     pub wallet_hub: WalletHub,
+    /// Announcements that a user's rights changed, for open WebSocket connections.
+    pub revocations: crate::auth::revocations::RevocationHub,
+    /// Open WebSocket connections per signed-in user (`MINISPOD_WS_MAX_CONNECTIONS_PER_USER`).
+    pub ws_connections: Arc<crate::ws::ConnectionCounts>,
     /// Public catalog answers, invalidated by every committed catalog or quota change.
     pub catalog_cache: Arc<crate::catalog::cache::CatalogCache>,
     /// The Kubernetes cluster (possibly absent) and its shared metric pollers.

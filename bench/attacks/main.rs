@@ -2,25 +2,40 @@
 //! with bounded loops, and prints for each its time and the gateway's memory (VmRSS, VmHWM)
 //! before and after. Run through `bench/attacks.sh`, which starts the gateway binary under test.
 //!
-//! Usage: attacks --url http://127.0.0.1:PORT --pid PID [--attacks fragment-bomb,cache-flood]
+//! Usage: attacks --url http://127.0.0.1:PORT --pid PID [--gateway BIN] [--attacks fragment-bomb,…]
 //! Each attack is a module with `pub async fn run(&Target) -> anyhow::Result<String>` (its
-//! summary line); add one by adding the module and its name to `ATTACKS` and `run`.
+//! summary line); add one by adding the module and its name to `ATTACKS` and `run`. The socket
+//! attacks start a gateway of their own from `--gateway` (they need short timeouts) and print
+//! their own lines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache_flood;
 mod fragment_bomb;
+mod gateway;
+mod revoked_sockets;
+mod silent_sockets;
+
+pub use gateway::Gateway;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 /// Attack names, in the order they run by default.
-const ATTACKS: &[&str] = &["fragment-bomb", "cache-flood"];
+const ATTACKS: &[&str] = &["fragment-bomb", "cache-flood", "silent-sockets", "revoked-sockets"];
 
 async fn run(name: &str, target: &Target) -> anyhow::Result<String> {
     match name {
         "fragment-bomb" => fragment_bomb::run(target).await,
         "cache-flood" => cache_flood::run(target).await,
+        "silent-sockets" | "revoked-sockets" => {
+            let bin = target.gateway.as_deref().context("--gateway BIN is required for the socket attacks")?;
+            match name {
+                "silent-sockets" => silent_sockets::run(bin).await,
+                _ => revoked_sockets::run(bin).await,
+            }
+            Ok("(own gateway; lines above)".into())
+        }
         other => bail!("unknown attack {other:?}; known: {}", ATTACKS.join(", ")),
     }
 }
@@ -31,6 +46,8 @@ pub struct Target {
     pub url: String,
     pub pid: u32,
     pub http: reqwest::Client,
+    /// The binary under test, for attacks that start a gateway of their own.
+    pub gateway: Option<String>,
 }
 
 impl Target {
@@ -69,12 +86,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (mut url, mut pid, mut names) = (None, None, ATTACKS.join(","));
+    let (mut url, mut pid, mut gateway, mut names) = (None, None, None, ATTACKS.join(","));
     for pair in argv.chunks(2) {
         match (pair[0].as_str(), pair.get(1)) {
             ("--url", Some(v)) => url = Some(v.clone()),
             ("--pid", Some(v)) => pid = Some(v.parse::<u32>().context("--pid")?),
             ("--attacks", Some(v)) => names = v.clone(),
+            ("--gateway", Some(v)) => gateway = Some(v.clone()),
             _ => bail!("usage: attacks --url URL --pid PID [--attacks {}]", ATTACKS.join(",")),
         }
     }
@@ -86,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let target = Target {
         url,
         pid: pid.context("--pid is required")?,
+        gateway,
         http: reqwest::Client::builder().timeout(Duration::from_secs(env_or("ATTACK_TIMEOUT_SECS", 120))).build()?,
     };
     println!("{:<14} {:>9} {:>22} {:>22}  result", "attack", "time", "RSS/HWM before (MiB)", "RSS/HWM after (MiB)");

@@ -6,6 +6,7 @@ pub mod graphql;
 pub mod jwt;
 pub mod password;
 pub mod rate_limit;
+pub mod revocations;
 pub mod service;
 
 use sea_orm::EntityTrait;
@@ -86,21 +87,29 @@ impl Auth {
 /// Turns an `Authorization` header value (or the WebSocket init payload's) into `Auth`. One
 /// primary-key read per authenticated request keeps deactivation and revocation immediate.
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<Auth> {
+    Ok(authenticate_until(state, header).await?.0)
+}
+
+/// `authenticate`, plus the token's expiry (unix seconds) for a signed-in viewer: a WebSocket
+/// connection must end by then.
+pub async fn authenticate_until(state: &AppState, header: Option<&str>) -> AppResult<(Auth, Option<i64>)> {
     let Some(header) = header else {
-        return Ok(Auth::Anonymous);
+        return Ok((Auth::Anonymous, None));
     };
     let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
-        return Ok(Auth::Invalid);
+        return Ok((Auth::Invalid, None));
     };
     let Ok(claims) = state.auth.keys.verify(token.trim()) else {
-        return Ok(Auth::Invalid);
+        return Ok((Auth::Invalid, None));
     };
     let Ok(user_id) = claims.sub.parse::<i64>() else {
-        return Ok(Auth::Invalid);
+        return Ok((Auth::Invalid, None));
     };
     let user = users::Entity::find_by_id(user_id).one(&state.db.conn).await?;
     Ok(match user {
-        Some(u) if u.is_active && u.token_version == claims.ver => Auth::User(Viewer { id: u.id, role: u.role }),
-        _ => Auth::Invalid,
+        Some(u) if u.is_active && u.token_version == claims.ver => {
+            (Auth::User(Viewer { id: u.id, role: u.role }), Some(claims.exp))
+        }
+        _ => (Auth::Invalid, None),
     })
 }

@@ -186,6 +186,7 @@ pub async fn logout_all(state: &AppState, viewer: Viewer) -> AppResult<()> {
     let tx = state.db.begin().await?;
     revoke_all_sessions(&*tx, viewer.id, state.now()).await?;
     tx.commit().await?;
+    state.revocations.publish(&state.db, viewer.id).await;
     Ok(())
 }
 
@@ -208,5 +209,6 @@ pub async fn change_password(state: &AppState, viewer: Viewer, current: &str, ne
         .await?;
     revoke_all_sessions(&*tx, viewer.id, state.now()).await?;
     tx.commit().await?;
+    state.revocations.publish(&state.db, viewer.id).await;
     Ok(())
 }

@@ -166,6 +166,7 @@ pub async fn set_role(state: &AppState, admin: Viewer, user_id: i64, role: Role)
     active.updated_at = Set(state.now());
     let user = active.update(&*tx).await?;
     tx.commit().await?;
+    state.revocations.publish(&state.db, user_id).await;
     tracing::info!(admin_id = admin.id, user_id, role = role.as_str(), "role changed");
     Ok(user)
 }
@@ -186,6 +187,9 @@ pub async fn set_active(state: &AppState, admin: Viewer, user_id: i64, active_fl
         crate::auth::service::revoke_all_sessions(&*tx, user_id, state.now()).await?;
     }
     tx.commit().await?;
+    if revoke {
+        state.revocations.publish(&state.db, user_id).await;
+    }
     tracing::info!(admin_id = admin.id, user_id, active = active_flag, "activation changed");
     Ok(user)
 }

@@ -21,3 +21,4 @@ mod topups;
 mod users;
 mod wallet;
 mod wallet_updates;
+mod ws_limits;

@@ -21,7 +21,71 @@ pub enum Init {
     Refused(u16, String),
 }
 
+/// One thing the server did: sent a message, or closed the connection.
+#[derive(Debug)]
+pub enum Event {
+    Msg(Value),
+    Closed(u16, String),
+}
+
 impl WsClient {
+    /// Opens a connection with the given subprotocol and sends nothing.
+    pub async fn open(url: &str, protocol: &str) -> WsClient {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
+        let (stream, _) = connect_async(req).await.expect("websocket connects");
+        WsClient { stream }
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.stream.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    /// The next message (keep-alives and pongs included) or the close; None on timeout.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await.ok()? {
+                Some(Ok(Message::Text(t))) => return Some(Event::Msg(serde_json::from_str(&t).unwrap())),
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) =
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                    return Some(Event::Closed(code, reason));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Some(Event::Closed(0, e.to_string())),
+                None => return Some(Event::Closed(1006, "closed".into())),
+            }
+        }
+    }
+
+    /// graphql-transport-ws ping/pong round trip: every message sent before it has been handled.
+    /// Returns the messages that arrived meanwhile.
+    pub async fn sync(&mut self) -> Vec<Value> {
+        self.send_json(json!({ "type": "ping" })).await;
+        let mut seen = Vec::new();
+        loop {
+            match self.next_event(Duration::from_secs(10)).await.expect("pong in time") {
+                Event::Msg(v) if v["type"] == "pong" => return seen,
+                Event::Msg(v) => seen.push(v),
+                Event::Closed(code, reason) => panic!("closed while syncing: {code} {reason}"),
+            }
+        }
+    }
+
+    /// Messages until the server closes; panics if it does not within `timeout`.
+    pub async fn until_closed(&mut self, timeout: Duration) -> (u16, String, Vec<Value>) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event(left).await.expect("the server closes in time") {
+                Event::Msg(v) => seen.push(v),
+                Event::Closed(code, reason) => return (code, reason, seen),
+            }
+        }
+    }
+
     /// Connects with the given subprotocol and sends `connection_init` with `payload`.
     pub async fn connect(url: &str, protocol: &str, payload: Value) -> Init {
         let mut req = url.into_client_request().unwrap();
