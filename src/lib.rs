@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod healthcheck;
+pub mod hub;
 pub mod instances;
 pub mod jobs;
 pub mod pagination;

@@ -32,6 +32,7 @@ use futures::{SinkExt, StreamExt, stream::BoxStream};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::auth::revocations::Revocation;
 use crate::{
     auth::{self, Auth},
     cluster::fanout::ConnectionFanout,
@@ -347,7 +348,7 @@ async fn serve(socket: WebSocket, state: AppState, schema: AppSchema, protocol: 
             ev = recv(&mut revocations), if session.with(|s| s.user.is_some()) => {
                 let user_id = session.with(|s| s.user.map(|(v, _)| v.id));
                 let relevant = match ev {
-                    Ok(id) => Some(id) == user_id,
+                    Ok(Revocation(id)) => Some(id) == user_id,
                     Err(broadcast::error::RecvError::Lagged(_)) => true,
                     Err(broadcast::error::RecvError::Closed) => {
                         revocations = None;
@@ -385,7 +386,7 @@ async fn serve(socket: WebSocket, state: AppState, schema: AppSchema, protocol: 
     let _ = sink.close().await;
 }
 
-async fn recv(rx: &mut Option<broadcast::Receiver<i64>>) -> Result<i64, broadcast::error::RecvError> {
+async fn recv(rx: &mut Option<broadcast::Receiver<Revocation>>) -> Result<Revocation, broadcast::error::RecvError> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -4,6 +4,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use sha2::{Digest, Sha256};
 
 use super::{Viewer, entity as tokens};
+use crate::auth::revocations::Revocation;
 use crate::{
     error::{AppError, AppResult},
     state::AppState,
@@ -186,7 +187,7 @@ pub async fn logout_all(state: &AppState, viewer: Viewer) -> AppResult<()> {
     let tx = state.db.begin().await?;
     revoke_all_sessions(&*tx, viewer.id, state.now()).await?;
     tx.commit().await?;
-    state.revocations.publish(&state.db, viewer.id).await;
+    state.revocations.publish(&state.db, Revocation(viewer.id)).await;
     Ok(())
 }
 
@@ -209,6 +210,6 @@ pub async fn change_password(state: &AppState, viewer: Viewer, current: &str, ne
         .await?;
     revoke_all_sessions(&*tx, viewer.id, state.now()).await?;
     tx.commit().await?;
-    state.revocations.publish(&state.db, viewer.id).await;
+    state.revocations.publish(&state.db, Revocation(viewer.id)).await;
     Ok(())
 }

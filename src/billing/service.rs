@@ -202,7 +202,7 @@ pub async fn adjust_credit(
     crate::users::service::get(&*tx, user_id).await?;
     let row = if amount > 0 { credit(&*tx, entry, now).await? } else { debit(&*tx, entry, false, now).await? };
     tx.commit().await?;
-    state.wallet_hub.publish(&state.db, row.user_id, row.id).await;
+    state.wallet_hub.announce(&state.db, row.user_id, row.id).await;
     Ok(row)
 }
 

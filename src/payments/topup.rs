@@ -165,7 +165,7 @@ pub async fn create_top_up(
     let tx = state.db.begin().await?;
     let row = active.update(&*tx).await?;
     tx.commit().await?;
-    state.wallet_hub.publish(&state.db, row.user_id, row.id).await;
+    state.wallet_hub.announce(&state.db, row.user_id, row.id).await;
     Ok(TopUpCreated { transaction: row, snap_token: snap.token, redirect_url: snap.redirect_url, expires_at })
 }
 
@@ -186,7 +186,7 @@ async fn fail_creation(state: &AppState, row: &transactions::Model, e: &AppError
             .await?;
     }
     tx.commit().await?;
-    state.wallet_hub.publish(&state.db, row.user_id, row.id).await;
+    state.wallet_hub.announce(&state.db, row.user_id, row.id).await;
     Ok(())
 }
 
@@ -234,7 +234,7 @@ pub async fn apply_status(state: &AppState, id: i64, ps: &ProviderStatus) -> App
                 };
                 tx.commit().await?;
                 tracing::info!(transaction_id = done.id, amount = done.amount, "top-up credited");
-                state.wallet_hub.publish(&state.db, done.user_id, done.id).await;
+                state.wallet_hub.announce(&state.db, done.user_id, done.id).await;
                 return Ok(done);
             }
             Action::Close(status) => {
@@ -243,7 +243,7 @@ pub async fn apply_status(state: &AppState, id: i64, ps: &ProviderStatus) -> App
                     continue;
                 }
                 tx.commit().await?;
-                state.wallet_hub.publish(&state.db, row.user_id, row.id).await;
+                state.wallet_hub.announce(&state.db, row.user_id, row.id).await;
                 return service::find(&state.db.conn, id).await?.ok_or(AppError::NotFound("transaction"));
             }
             Action::Reverse => {
@@ -251,7 +251,7 @@ pub async fn apply_status(state: &AppState, id: i64, ps: &ProviderStatus) -> App
                 if let Some(reversal) = service::reverse_top_up(&*tx, &row, &ps.transaction_status, now).await? {
                     tx.commit().await?;
                     tracing::warn!(transaction_id = row.id, reversal_id = reversal.id, "top-up reversed");
-                    state.wallet_hub.publish(&state.db, reversal.user_id, reversal.id).await;
+                    state.wallet_hub.announce(&state.db, reversal.user_id, reversal.id).await;
                 }
                 return Ok(row);
             }

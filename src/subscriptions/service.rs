@@ -105,7 +105,7 @@ pub(super) async fn charge(
 /// Tells the owner's walletUpdates subscribers about a committed ledger entry.
 pub(super) async fn announce(state: &AppState, user_id: i64, transaction_id: Option<i64>) {
     if let Some(t) = transaction_id {
-        state.wallet_hub.publish(&state.db, user_id, t).await;
+        state.wallet_hub.announce(&state.db, user_id, t).await;
     }
 }
 

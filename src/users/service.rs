@@ -6,6 +6,7 @@ use sea_orm::{
 };
 
 use super::{Email, Name, Password, Phone, Role, entity as users};
+use crate::auth::revocations::Revocation;
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult, DbResultExt},
@@ -166,7 +167,7 @@ pub async fn set_role(state: &AppState, admin: Viewer, user_id: i64, role: Role)
     active.updated_at = Set(state.now());
     let user = active.update(&*tx).await?;
     tx.commit().await?;
-    state.revocations.publish(&state.db, user_id).await;
+    state.revocations.publish(&state.db, Revocation(user_id)).await;
     tracing::info!(admin_id = admin.id, user_id, role = role.as_str(), "role changed");
     Ok(user)
 }
@@ -188,7 +189,7 @@ pub async fn set_active(state: &AppState, admin: Viewer, user_id: i64, active_fl
     }
     tx.commit().await?;
     if revoke {
-        state.revocations.publish(&state.db, user_id).await;
+        state.revocations.publish(&state.db, Revocation(user_id)).await;
     }
     tracing::info!(admin_id = admin.id, user_id, active = active_flag, "activation changed");
     Ok(user)
