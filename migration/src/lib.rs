@@ -6,6 +6,7 @@ mod m20261124_000001_users;
 mod m20261124_000002_catalog;
 mod m20261124_000003_wallet;
 mod m20261124_000004_subscriptions;
+mod m20261201_000005_provisioning;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_catalog::Migration),
             Box::new(m20261124_000003_wallet::Migration),
             Box::new(m20261124_000004_subscriptions::Migration),
+            Box::new(m20261201_000005_provisioning::Migration),
         ]
     }
 }

@@ -33,6 +33,10 @@ impl ServiceInstance {
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
+    /// `host:port` for TCP services (databases); null for HTTP services and until provisioned.
+    async fn endpoint(&self) -> Option<&str> {
+        self.0.endpoint.as_deref()
+    }
     async fn namespace(&self) -> &str {
         &self.0.namespace
     }

@@ -10,6 +10,7 @@ mod catalog;
 mod cluster;
 mod foundation;
 mod helpers;
+mod provisioning;
 mod subscriptions;
 mod topups;
 mod users;
