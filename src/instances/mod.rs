@@ -2,6 +2,8 @@
 //! then an instance row records the intent (PENDING) and its termination (TERMINATING).
 pub mod entity;
 pub mod graphql;
+pub mod lifecycle;
+pub mod manifests;
 pub mod service;
 
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
