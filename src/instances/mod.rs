@@ -1,5 +1,6 @@
 //! App instances owned by subscriptions. Provisioning on Kubernetes is a later capability; until
 //! then an instance row records the intent (PENDING) and its termination (TERMINATING).
+pub mod cluster;
 pub mod entity;
 pub mod graphql;
 pub mod lifecycle;

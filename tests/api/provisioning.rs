@@ -117,3 +117,286 @@ async fn run_fields_are_validated_and_named() {
         .await;
     assert_eq!(v["updateService"], json!({ "healthPath": null, "protocol": "TCP" }));
 }
+
+// ------------------------------------------------------------------ cluster.rs against the fake
+
+mod cluster_calls {
+    use std::time::Duration;
+
+    use minispod_gateway::{
+        catalog::{
+            ServiceProtocol,
+            entity::{plan, service},
+        },
+        config::ProvisionSettings,
+        instances::{
+            InstanceStatus,
+            cluster::{self, ClusterError, Kind},
+            entity as instance,
+            manifests::{self, Spec},
+        },
+    };
+    use serde_json::json;
+
+    use crate::support::fake_k8s_workloads::FakeWorkloads;
+
+    /// A client configured like the gateway's (no automatic retries).
+    async fn client(fake: &FakeWorkloads) -> kube::Client {
+        minispod_gateway::app::init_crypto();
+        let kc = kube::config::Kubeconfig::read_from(&fake.kubeconfig).unwrap();
+        let mut config = kube::config::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        config.default_retry = false;
+        kube::Client::try_from(config).unwrap()
+    }
+
+    fn models(id: i64, storage_gb: i32) -> (instance::Model, service::Model, plan::Model) {
+        let at = chrono::Utc::now();
+        let inst = instance::Model {
+            id,
+            subscription_id: 1,
+            name: "db".into(),
+            subdomain: format!("db-{id}"),
+            status: InstanceStatus::Pending,
+            health_status: None,
+            last_error: None,
+            namespace: "minispod-u3".into(),
+            deployment_name: format!("db-{id}"),
+            public_url: None,
+            last_started_at: None,
+            last_stopped_at: None,
+            created_at: at,
+            updated_at: at,
+            version: 0,
+            owner_stopped: false,
+            endpoint: None,
+            provision_started_at: None,
+            status_changed_at: None,
+        };
+        let svc = service::Model {
+            id: 1,
+            category_id: 1,
+            name: "PostgreSQL".into(),
+            slug: "postgresql".into(),
+            description: None,
+            long_description: None,
+            icon: None,
+            version: "15".into(),
+            docker_image: "postgres:15-alpine".into(),
+            default_port: 5432,
+            env_template: Some(json!({ "POSTGRES_PASSWORD": "{{generatedPassword}}" })),
+            tags: json!([]),
+            documentation: None,
+            is_active: true,
+            is_public: true,
+            is_featured: false,
+            sort_order: 0,
+            created_at: at,
+            updated_at: at,
+            data_path: Some("/var/lib/postgresql/data".into()),
+            protocol: ServiceProtocol::Tcp,
+            health_path: None,
+        };
+        let plan = plan::Model {
+            id: 1,
+            service_id: 1,
+            name: "Basic".into(),
+            plan_type: minispod_gateway::catalog::PlanType::Basic,
+            description: None,
+            monthly_price: 0,
+            cpu_milli: 100,
+            memory_mb: 256,
+            storage_gb,
+            bandwidth_gb: 0,
+            total_quota: 1,
+            used_quota: 0,
+            features: json!([]),
+            max_instances_per_user: 1,
+            is_active: true,
+            is_popular: false,
+            sort_order: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        (inst, svc, plan)
+    }
+
+    async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_scale_restart_and_delete_by_label() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let c = client(&fake).await;
+        let (inst, svc, plan) = models(7, 5);
+        let settings = ProvisionSettings::default();
+        let spec = Spec {
+            instance: &inst,
+            user_id: 3,
+            service: &svc,
+            plan: &plan,
+            settings: &settings,
+            base_domain: None,
+            replicas: 1,
+        };
+        let m = manifests::build(&spec);
+
+        // A namespace that does not exist yet is created first.
+        cluster::apply_all(&c, &m).await.unwrap();
+        let applies: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+        assert_eq!(applies[0].path, "/api/v1/namespaces/minispod-u3");
+        assert!(applies.iter().all(|r| r.query.contains("fieldManager=minispod") && r.query.contains("force=true")));
+        let d = fake.get("deployments", "minispod-u3", "db-7").unwrap();
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "postgres:15-alpine");
+        assert!(fake.get("persistentvolumeclaims", "minispod-u3", "db-7-data").is_some());
+        wait_for("Available", || {
+            fake.get("deployments", "minispod-u3", "db-7").unwrap()["status"]["availableReplicas"] == 1
+        })
+        .await;
+
+        // Applying the same objects again changes nothing (no new generation).
+        cluster::apply_all(&c, &m).await.unwrap();
+        assert_eq!(fake.get("deployments", "minispod-u3", "db-7").unwrap()["metadata"]["generation"], 1);
+
+        // The Secret is created once; a second password does not replace the first.
+        cluster::ensure_secret(&c, &manifests::secret(&spec, "first")).await.unwrap();
+        cluster::ensure_secret(&c, &manifests::secret(&spec, "second")).await.unwrap();
+        let pw = cluster::read_password(&c, "minispod-u3", &manifests::secret_name(&inst)).await.unwrap();
+        assert_eq!(pw.as_deref(), Some("first"));
+
+        cluster::scale(&c, "minispod-u3", "db-7", 0).await.unwrap();
+        assert_eq!(fake.get("deployments", "minispod-u3", "db-7").unwrap()["spec"]["replicas"], 0);
+        wait_for("pods gone", || fake.list("pods").is_empty()).await;
+        cluster::restart(&c, "minispod-u3", "db-7", chrono::Utc::now()).await.unwrap();
+        let d = fake.get("deployments", "minispod-u3", "db-7").unwrap();
+        assert!(d["spec"]["template"]["metadata"]["annotations"][manifests::RESTARTED_AT].is_string());
+
+        // A foreign object in the same namespace survives the instance's deletion.
+        fake.put(
+            "services",
+            json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "theirs", "namespace": "minispod-u3" } }),
+        );
+        let deleted = cluster::delete_instance(&c, "minispod-u3", 7).await.unwrap();
+        assert_eq!(deleted, 4, "deployment, service, volume and secret");
+        for (kind, name) in [
+            ("deployments", "db-7"),
+            ("services", "db-7"),
+            ("persistentvolumeclaims", "db-7-data"),
+            ("secrets", "db-7-credentials"),
+        ] {
+            assert!(fake.get(kind, "minispod-u3", name).is_none(), "{kind} {name}");
+        }
+        assert!(fake.get("services", "minispod-u3", "theirs").is_some());
+        assert_eq!(cluster::delete_instance(&c, "minispod-u3", 7).await.unwrap(), 0, "idempotent");
+    }
+
+    #[tokio::test]
+    async fn the_fake_refuses_what_a_real_api_server_refuses() {
+        let fake = FakeWorkloads::start(Duration::from_millis(10)).await;
+        minispod_gateway::app::init_crypto();
+        let http = reqwest::Client::new();
+        let dep = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "x" }, "spec": {} });
+        let apply = |path: &str, query: &str| {
+            http.patch(format!("{}{path}{query}", fake.url))
+                .bearer_auth("fake-token")
+                .header("content-type", "application/apply-patch+yaml")
+                .body(dep.to_string())
+        };
+        let path = "/apis/apps/v1/namespaces/nowhere/deployments/x";
+        let r = apply(path, "").send().await.unwrap();
+        assert_eq!(r.status(), 400, "fieldManager is required");
+        let r = apply(path, "?fieldManager=t").send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["message"], "namespaces \"nowhere\" not found");
+        let r = apply("/apis/apps/v1/namespaces/default/deployments/y", "?fieldManager=t").send().await.unwrap();
+        assert_eq!(r.status(), 400, "name must match the URL");
+        let r = apply("/apis/apps/v1/namespaces/default/deployments/x", "?fieldManager=t").send().await.unwrap();
+        assert_eq!(r.status(), 201, "created");
+        let r = apply("/apis/apps/v1/namespaces/default/deployments/x", "?fieldManager=t").send().await.unwrap();
+        assert_eq!(r.status(), 200, "updated");
+        let r = http.get(format!("{}/api/v1/namespaces", fake.url)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "a token is required");
+        let r = http
+            .get(format!("{}/api/v1/pods?labelSelector=%3Dx", fake.url))
+            .bearer_auth("fake-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "bad selector");
+    }
+
+    #[tokio::test]
+    async fn list_and_watch_follow_resource_versions_and_selectors() {
+        let fake = FakeWorkloads::start(Duration::from_millis(10)).await;
+        minispod_gateway::app::init_crypto();
+        let http = reqwest::Client::new();
+        let get = |q: &str| http.get(format!("{}/api/v1/namespaces{q}", fake.url)).bearer_auth("fake-token");
+        let list: serde_json::Value = get("").send().await.unwrap().json().await.unwrap();
+        let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        for (name, team) in [("a", "x"), ("b", "y"), ("c", "x")] {
+            fake.put(
+                "namespaces",
+                json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name, "labels": { "team": team } } }),
+            );
+        }
+        fake.remove("namespaces", "", "a");
+        let q = format!("?watch=true&resourceVersion={rv}&timeoutSeconds=1&labelSelector=team%20in%20(x)");
+        let body = get(&q).send().await.unwrap().text().await.unwrap();
+        let events: Vec<(String, String)> = body
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|e| (e["type"].as_str().unwrap().into(), e["object"]["metadata"]["name"].as_str().unwrap().into()))
+            .collect();
+        let want: Vec<(String, String)> = [("ADDED", "a"), ("ADDED", "c"), ("DELETED", "a")]
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.to_string()))
+            .collect();
+        assert_eq!(events, want);
+        let list: serde_json::Value = get("?labelSelector=team!%3Dx,team").send().await.unwrap().json().await.unwrap();
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "only b");
+    }
+
+    #[tokio::test]
+    async fn failing_images_and_an_unavailable_cluster() {
+        let fake = FakeWorkloads::start(Duration::from_millis(20)).await;
+        fake.fail_image("postgres:15-alpine");
+        let c = client(&fake).await;
+        let (inst, svc, plan) = models(9, 0);
+        let settings = ProvisionSettings::default();
+        let spec = Spec {
+            instance: &inst,
+            user_id: 3,
+            service: &svc,
+            plan: &plan,
+            settings: &settings,
+            base_domain: None,
+            replicas: 1,
+        };
+        cluster::apply_all(&c, &manifests::build(&spec)).await.unwrap();
+        wait_for("ProgressDeadlineExceeded", || {
+            let d = fake.get("deployments", "minispod-u3", "db-9").unwrap();
+            d["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["reason"] == "ProgressDeadlineExceeded"))
+        })
+        .await;
+        let pods = cluster::instance_pods(&c, "minispod-u3", 9).await.unwrap();
+        let waiting = pods[0].status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].state.as_ref().unwrap();
+        assert_eq!(waiting.waiting.as_ref().unwrap().reason.as_deref(), Some("ImagePullBackOff"));
+
+        let managed = cluster::list_managed(&c).await.unwrap();
+        assert!(managed.iter().any(|o| o.kind == Kind::Deployment && o.instance_id() == Some(9)));
+        assert!(managed.iter().all(|o| o.labels.get(manifests::MANAGED_BY).map(String::as_str) == Some("minispod")));
+
+        fake.set_unavailable(true);
+        let e = cluster::apply_all(&c, &manifests::build(&spec)).await.unwrap_err();
+        assert!(matches!(e, ClusterError::Unavailable(_)), "{e:?}");
+        fake.set_unavailable(false);
+        cluster::apply_all(&c, &manifests::build(&spec)).await.unwrap();
+    }
+}
