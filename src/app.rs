@@ -59,6 +59,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
     let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
     let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
     let catalog_cache = CatalogCache::start(&db).await.context("cannot start the catalog cache")?;
+    let instance_hub =
+        crate::instances::hub::InstanceHub::start(&db).await.context("cannot start the instance event hub")?;
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
     let cluster = Cluster::connect(&config.kube, clock.clone()).await;
     Ok(AppState {
@@ -71,6 +73,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         wallet_hub,
         catalog_cache,
         cluster: Arc::new(cluster),
+        instance_hub,
     })
 }
 
@@ -103,12 +106,14 @@ impl App {
             .payment_reconcile_interval
             .map(|i| jobs::payments::spawn_reconciler(self.state.clone(), i));
         let billing = self.state.config.billing_interval.map(|i| jobs::billing::spawn_runner(self.state.clone(), i));
+        let provisioning = crate::instances::spawn(&self.state);
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
-        for job in [reconciler, billing].into_iter().flatten() {
+        for job in [reconciler, billing].into_iter().flatten().chain(provisioning) {
             job.abort();
         }
+        self.state.instance_hub.stop();
         self.state.wallet_hub.stop();
         self.state.catalog_cache.stop();
         served?;

@@ -68,8 +68,12 @@ where
 /// Applies every object of an instance, the namespace first (a real API server answers 404
 /// for objects in a missing namespace). Returns the Service as the cluster has it (NodePort
 /// numbers are assigned there).
-pub async fn apply_all(client: &Client, m: &Manifests) -> ClusterResult<Service> {
+pub async fn apply_all(client: &Client, m: &Manifests, secret: Option<&Secret>) -> ClusterResult<Service> {
     apply(&Api::<Namespace>::all(client.clone()), &m.namespace).await?;
+    // Before the Deployment: a pod referring to a missing Secret fails to start.
+    if let Some(secret) = secret {
+        ensure_secret(client, secret).await?;
+    }
     let ns = m.deployment.metadata.namespace.as_deref().unwrap_or_default();
     if let Some(pvc) = &m.pvc {
         apply(&Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns), pvc).await?;
@@ -259,6 +263,14 @@ pub async fn list_managed(client: &Client) -> ClusterResult<Vec<Observed>> {
         list_kind::<Secret>(client, Kind::Secret),
     )?;
     Ok([ns, dep, svc, ing, pvc, sec].into_iter().flatten().collect())
+}
+
+/// One Deployment, if it exists.
+pub async fn get_deployment(client: &Client, ns: &str, name: &str) -> ClusterResult<Option<Deployment>> {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| ClusterError::from_kube(format!("reading {name}"), e))
 }
 
 /// The pods of one instance (status detail for errors and logs).

@@ -66,6 +66,11 @@ pub struct Manifests {
     pub ingress: Option<Ingress>,
 }
 
+/// The rollout stamp of an instance as it appears in the pod template.
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub fn secret_name(inst: &instance::Model) -> String {
     format!("{}-credentials", inst.deployment_name)
 }
@@ -276,6 +281,10 @@ pub fn deployment(s: &Spec<'_>) -> Deployment {
         ..Default::default()
     };
     let pod_labels = labels(inst, s.user_id, &s.service.slug);
+    // Every rolling action (provision, retry, start, restart) stamps a new time here, which is
+    // what `kubectl rollout restart` does; re-applying the same instance sends the same value,
+    // so reconciling never restarts an app by itself.
+    let pod_annotations = inst.provision_started_at.map(|t| BTreeMap::from([(RESTARTED_AT.to_string(), stamp(t))]));
     Deployment {
         metadata: meta(s, inst.deployment_name.clone()),
         spec: DeploymentSpec {
@@ -287,7 +296,11 @@ pub fn deployment(s: &Spec<'_>) -> Deployment {
             strategy: has_volume(s)
                 .then(|| DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(pod_labels), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: pod_annotations,
+                    ..Default::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![container],
                     automount_service_account_token: Some(false),

@@ -246,7 +246,7 @@ mod cluster_calls {
         let m = manifests::build(&spec);
 
         // A namespace that does not exist yet is created first.
-        cluster::apply_all(&c, &m).await.unwrap();
+        cluster::apply_all(&c, &m, None).await.unwrap();
         let applies: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "PATCH").collect();
         assert_eq!(applies[0].path, "/api/v1/namespaces/minispod-u3");
         assert!(applies.iter().all(|r| r.query.contains("fieldManager=minispod") && r.query.contains("force=true")));
@@ -259,7 +259,7 @@ mod cluster_calls {
         .await;
 
         // Applying the same objects again changes nothing (no new generation).
-        cluster::apply_all(&c, &m).await.unwrap();
+        cluster::apply_all(&c, &m, None).await.unwrap();
         assert_eq!(fake.get("deployments", "minispod-u3", "db-7").unwrap()["metadata"]["generation"], 1);
 
         // The Secret is created once; a second password does not replace the first.
@@ -377,7 +377,7 @@ mod cluster_calls {
             base_domain: None,
             replicas: 1,
         };
-        cluster::apply_all(&c, &manifests::build(&spec)).await.unwrap();
+        cluster::apply_all(&c, &manifests::build(&spec), None).await.unwrap();
         wait_for("ProgressDeadlineExceeded", || {
             let d = fake.get("deployments", "minispod-u3", "db-9").unwrap();
             d["status"]["conditions"]
@@ -394,9 +394,313 @@ mod cluster_calls {
         assert!(managed.iter().all(|o| o.labels.get(manifests::MANAGED_BY).map(String::as_str) == Some("minispod")));
 
         fake.set_unavailable(true);
-        let e = cluster::apply_all(&c, &manifests::build(&spec)).await.unwrap_err();
+        let e = cluster::apply_all(&c, &manifests::build(&spec), None).await.unwrap_err();
         assert!(matches!(e, ClusterError::Unavailable(_)), "{e:?}");
         fake.set_unavailable(false);
-        cluster::apply_all(&c, &manifests::build(&spec)).await.unwrap();
+        cluster::apply_all(&c, &manifests::build(&spec), None).await.unwrap();
+    }
+}
+
+// ------------------------------------------------------------------ end to end on the fake
+
+mod end_to_end {
+    use std::{sync::Arc, time::Duration};
+
+    use minispod_gateway::config::KubeSource;
+    use serde_json::{Value, json};
+
+    use crate::{
+        helpers::{balance, give_credit},
+        support::{Session, TestApp, TestDb, error_code, fake_k8s_workloads::FakeWorkloads},
+    };
+
+    const INSTANCE: &str =
+        "query($id: ID!) { instance(id: $id) { id status lastError endpoint namespace deploymentName subdomain } }";
+
+    async fn gateway_on(db: Arc<TestDb>, fake: &FakeWorkloads) -> TestApp {
+        let kubeconfig = fake.kubeconfig.clone();
+        TestApp::spawn_on(db, move |c| {
+            c.kube.source = KubeSource::Kubeconfig(kubeconfig);
+            c.base_domain = Some("apps.test".into());
+            c.provisioning.ingress_class = Some("nginx".into());
+            c.provisioning.reconcile_interval = None; // passes run when a test asks
+        })
+        .await
+    }
+
+    async fn gateway(fake: &FakeWorkloads) -> TestApp {
+        let app = gateway_on(Arc::new(TestDb::create().await), fake).await;
+        minispod_gateway::seed::seed_catalog(&app.state).await.unwrap();
+        app
+    }
+
+    async fn plan_id(app: &TestApp, slug: &str, plan_type: &str) -> String {
+        let v = app
+            .gql_ok(None, "query($s: String!) { service(slug: $s) { plans { id planType } } }", json!({ "s": slug }))
+            .await;
+        let plans = v["service"]["plans"].as_array().unwrap();
+        plans.iter().find(|p| p["planType"] == plan_type).unwrap()["id"].as_str().unwrap().to_string()
+    }
+
+    /// Subscribes and returns (subscription id, instance id).
+    async fn subscribe(app: &TestApp, user: &Session, slug: &str, plan_type: &str) -> (String, String) {
+        let plan = plan_id(app, slug, plan_type).await;
+        let v = app
+            .gql_ok(
+                Some(&user.token),
+                "mutation($p: ID!) { subscribe(input: { planId: $p }) { id instances { id } } }",
+                json!({ "p": plan }),
+            )
+            .await;
+        let sub = v["subscribe"]["id"].as_str().unwrap().to_string();
+        (sub, v["subscribe"]["instances"][0]["id"].as_str().unwrap().to_string())
+    }
+
+    async fn instance(app: &TestApp, token: &str, id: &str) -> Value {
+        app.gql_ok(Some(token), INSTANCE, json!({ "id": id })).await["instance"].clone()
+    }
+
+    /// Polls until the instance has `status` (a deadline, not a sleep, decides failure).
+    async fn wait_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let i = instance(app, token, id).await;
+            if i["status"] == status {
+                return i;
+            }
+            assert!(std::time::Instant::now() < deadline, "instance never became {status}: {i}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn act(app: &TestApp, token: &str, mutation: &str, id: &str) -> Value {
+        app.gql(
+            Some(token),
+            &format!("mutation($id: ID!) {{ {mutation}(id: $id) {{ id status lastError }} }}"),
+            json!({ "id": id }),
+        )
+        .await
+    }
+
+    async fn reconcile(app: &TestApp) -> Value {
+        let admin = app.login_admin().await;
+        app.gql_ok(
+            Some(&admin.token),
+            "mutation { runBillingJob(job: RECONCILE_INSTANCES) { processed succeeded failed details } }",
+            json!({}),
+        )
+        .await["runBillingJob"]
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn subscribe_runs_the_app_and_the_lifecycle_follows_the_owner() {
+        let fake = FakeWorkloads::start(Duration::from_millis(100)).await;
+        let app = gateway(&fake).await;
+        let ana = app.register("Ana").await;
+        let (sub, id) = subscribe(&app, &ana, "n8n-automation", "FREE").await;
+        let i = wait_status(&app, &ana.token, &id, "RUNNING").await;
+        let (ns, name) = (i["namespace"].as_str().unwrap(), i["deploymentName"].as_str().unwrap());
+
+        // What was applied: image, resources, probes, labels, selectors, Ingress, volume.
+        let d = fake.get("deployments", ns, name).expect("deployment applied");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["image"], "n8nio/n8n:latest");
+        assert_eq!(c["resources"]["limits"], json!({ "cpu": "200m", "memory": "256Mi" }));
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(c["volumeMounts"][0]["mountPath"], "/home/node/.n8n");
+        let labels = &d["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "minispod");
+        assert_eq!(labels["minispod.io/instance-id"], id.as_str());
+        assert_eq!(labels["minispod.io/user-id"], ana.user_id.as_str());
+        let svc = fake.get("services", ns, name).expect("service applied");
+        let pod_labels = d["spec"]["template"]["metadata"]["labels"].as_object().unwrap();
+        for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(pod_labels.get(k), Some(v), "Service selects the pods by {k}");
+        }
+        let ing = fake.get("ingresses", ns, name).expect("ingress applied");
+        let host = format!("{}.apps.test", i["subdomain"].as_str().unwrap());
+        assert_eq!(ing["spec"]["rules"][0]["host"], host.as_str());
+        assert_eq!(ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"], name);
+        assert_eq!(ing["spec"]["ingressClassName"], "nginx");
+        let pvc = fake.get("persistentvolumeclaims", ns, &format!("{name}-data")).expect("volume applied");
+        assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "2Gi");
+
+        // Stop keeps the data, start scales back, restart rolls the pods.
+        let v = act(&app, &ana.token, "stopInstance", &id).await;
+        assert_eq!(v["data"]["stopInstance"]["status"], "STOPPING", "{v}");
+        wait_status(&app, &ana.token, &id, "STOPPED").await;
+        assert_eq!(fake.get("deployments", ns, name).unwrap()["spec"]["replicas"], 0);
+        assert!(fake.get("persistentvolumeclaims", ns, &format!("{name}-data")).is_some(), "data kept");
+        let v = act(&app, &ana.token, "stopInstance", &id).await;
+        assert_eq!(error_code(&v), "CONFLICT");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains("STOPPED"), "{v}");
+        act(&app, &ana.token, "startInstance", &id).await;
+        wait_status(&app, &ana.token, &id, "RUNNING").await;
+        assert_eq!(fake.get("deployments", ns, name).unwrap()["spec"]["replicas"], 1);
+        let before = fake.get("deployments", ns, name).unwrap()["spec"]["template"]["metadata"]["annotations"].clone();
+        let v = act(&app, &ana.token, "restartInstance", &id).await;
+        assert_eq!(v["data"]["restartInstance"]["status"], "RESTARTING", "{v}");
+        wait_status(&app, &ana.token, &id, "RUNNING").await;
+        let after = &fake.get("deployments", ns, name).unwrap()["spec"]["template"]["metadata"]["annotations"];
+        assert_ne!(&before, after, "a new kubectl.kubernetes.io/restartedAt");
+        assert!(after["kubectl.kubernetes.io/restartedAt"].is_string());
+
+        // Cancel deletes every object of the instance, the volume included.
+        app.gql_ok(
+            Some(&ana.token),
+            "mutation($id: ID!) { cancelSubscription(id: $id) { status } }",
+            json!({ "id": sub }),
+        )
+        .await;
+        wait_status(&app, &ana.token, &id, "TERMINATED").await;
+        for kind in ["deployments", "services", "ingresses", "persistentvolumeclaims", "secrets", "pods"] {
+            let left: Vec<Value> = fake
+                .list(kind)
+                .into_iter()
+                .filter(|o| o["metadata"]["labels"]["minispod.io/instance-id"] == id.as_str())
+                .collect();
+            assert!(left.is_empty(), "{kind} left: {left:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_image_that_never_pulls_is_an_error_and_retry_recovers() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        fake.fail_image("ghost:5-alpine");
+        let app = gateway(&fake).await;
+        let bo = app.register("Bo").await;
+        let (_, id) = subscribe(&app, &bo, "ghost-blog", "FREE").await;
+        let i = wait_status(&app, &bo.token, &id, "ERROR").await;
+        let reason = i["lastError"].as_str().unwrap();
+        assert!(reason.contains("ImagePullBackOff") || reason.contains("ProgressDeadlineExceeded"), "{reason}");
+
+        // Nothing else is legal from ERROR but retry (and stop).
+        assert_eq!(error_code(&act(&app, &bo.token, "restartInstance", &id).await), "CONFLICT");
+        let admin = app.login_admin().await;
+        let svc = app.gql_ok(Some(&admin.token), "{ service(slug: \"ghost-blog\") { id } }", json!({})).await;
+        app.gql_ok(
+            Some(&admin.token),
+            "mutation($id: ID!) { updateService(id: $id, input: { dockerImage: \"ghost:5.100-alpine\" }) { id } }",
+            json!({ "id": svc["service"]["id"] }),
+        )
+        .await;
+        let v = act(&app, &bo.token, "retryProvisioning", &id).await;
+        assert_eq!(v["data"]["retryProvisioning"]["status"], "PROVISIONING", "{v}");
+        let i = wait_status(&app, &bo.token, &id, "RUNNING").await;
+        assert_eq!(i["lastError"], Value::Null);
+        let d =
+            fake.get("deployments", i["namespace"].as_str().unwrap(), i["deploymentName"].as_str().unwrap()).unwrap();
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "ghost:5.100-alpine");
+    }
+
+    #[tokio::test]
+    async fn a_cluster_outage_at_subscribe_charges_once_and_provisions_later() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let app = gateway(&fake).await;
+        let admin = app.login_admin().await;
+        let cy = app.register("Cy").await;
+        give_credit(&app, &admin, &cy, 100_000).await;
+        fake.set_unavailable(true);
+        let (_, id) = subscribe(&app, &cy, "postgresql", "BASIC").await;
+        assert_eq!(balance(&app, &cy).await, 75_000, "charged once");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let pending = loop {
+            let i = instance(&app, &cy.token, &id).await;
+            if !i["lastError"].is_null() {
+                break i;
+            }
+            assert!(std::time::Instant::now() < deadline, "no lastError: {i}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        assert_eq!(pending["status"], "PENDING");
+        assert!(pending["lastError"].as_str().unwrap().contains("unavailable"), "{pending}");
+        let v = app
+            .gql(Some(&admin.token), "mutation { runBillingJob(job: RECONCILE_INSTANCES) { processed } }", json!({}))
+            .await;
+        assert_eq!(error_code(&v), "CLUSTER_UNAVAILABLE");
+
+        fake.set_unavailable(false);
+        reconcile(&app).await;
+        let i = wait_status(&app, &cy.token, &id, "RUNNING").await;
+        assert_eq!(balance(&app, &cy).await, 75_000, "nothing charged twice");
+        let endpoint = i["endpoint"].as_str().unwrap();
+        assert!(endpoint.ends_with(".svc.cluster.local:5432"), "{endpoint}");
+        // The generated password lives in a Secret; the owner (and only the owner) reads it.
+        let q = "query($id: ID!) { instance(id: $id) { credentials } }";
+        let creds = app.gql_ok(Some(&cy.token), q, json!({ "id": id })).await["instance"]["credentials"].clone();
+        let password = creds["password"].as_str().unwrap();
+        assert!(password.len() >= 24, "{creds}");
+        let v = app.gql(Some(&admin.token), q, json!({ "id": id })).await;
+        assert_eq!(error_code(&v), "FORBIDDEN", "not even an administrator");
+        let d =
+            fake.get("deployments", i["namespace"].as_str().unwrap(), i["deploymentName"].as_str().unwrap()).unwrap();
+        assert!(!d.to_string().contains(password), "the password is not in the Deployment");
+    }
+
+    #[tokio::test]
+    async fn a_gateway_restarted_mid_provisioning_converges() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        fake.hold_rollouts(true);
+        let app = gateway(&fake).await;
+        let db = app.db.clone();
+        let di = app.register("Di").await;
+        let (_, id) = subscribe(&app, &di, "n8n-automation", "FREE").await;
+        wait_status(&app, &di.token, &id, "PROVISIONING").await;
+        app.stop().await;
+        fake.hold_rollouts(false);
+        let app = gateway_on(db, &fake).await;
+        // The new process's first pass and watch finish what the old one started.
+        wait_status(&app, &di.token, &id, "RUNNING").await;
+    }
+
+    #[tokio::test]
+    async fn drift_is_repaired_orphans_deleted_and_foreign_objects_left_alone() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let app = gateway(&fake).await;
+        let ed = app.register("Ed").await;
+        let (_, id) = subscribe(&app, &ed, "ghost-blog", "FREE").await;
+        let i = wait_status(&app, &ed.token, &id, "RUNNING").await;
+        let (ns, name) =
+            (i["namespace"].as_str().unwrap().to_string(), i["deploymentName"].as_str().unwrap().to_string());
+        assert!(fake.remove("services", &ns, &name));
+        fake.put(
+            "services",
+            json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "orphan", "namespace": ns,
+            "labels": { "app.kubernetes.io/managed-by": "minispod", "minispod.io/instance-id": "999999" } } }),
+        );
+        fake.put(
+            "services",
+            json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "theirs", "namespace": ns,
+            "labels": { "minispod.io/instance-id": "999999" } } }),
+        );
+        fake.clear_requests();
+        let r = reconcile(&app).await;
+        assert_eq!(r["failed"], 0, "{r}");
+        assert!(fake.get("services", &ns, &name).is_some(), "drift re-created");
+        assert!(fake.get("services", &ns, "orphan").is_none(), "orphan deleted");
+        assert!(fake.get("services", &ns, "theirs").is_some(), "foreign object untouched");
+        let lists = fake.requests().into_iter().filter(|r| r.method == "GET" && !r.is_watch()).count();
+        assert_eq!(lists, 6, "one list per kind, no GET per instance");
+    }
+
+    #[tokio::test]
+    async fn others_get_not_found_and_concurrent_changes_conflict() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let app = gateway(&fake).await;
+        let fa = app.register("Fa").await;
+        let gu = app.register("Gu").await;
+        let (_, id) = subscribe(&app, &fa, "n8n-automation", "FREE").await;
+        wait_status(&app, &fa.token, &id, "RUNNING").await;
+        for m in ["startInstance", "stopInstance", "restartInstance", "retryProvisioning"] {
+            assert_eq!(error_code(&act(&app, &gu.token, m, &id).await), "NOT_FOUND", "{m}");
+        }
+        assert_eq!(error_code(&app.gql(Some(&gu.token), INSTANCE, json!({ "id": id })).await), "NOT_FOUND");
+        // Two stops at once: the version check lets exactly one through.
+        let (a, b) = tokio::join!(act(&app, &fa.token, "stopInstance", &id), act(&app, &fa.token, "stopInstance", &id));
+        let codes: Vec<Option<String>> =
+            [&a, &b].iter().map(|v| v["errors"][0]["extensions"]["code"].as_str().map(str::to_string)).collect();
+        assert_eq!(codes.iter().filter(|c| c.is_none()).count(), 1, "{a} {b}");
+        assert_eq!(codes.iter().filter(|c| c.as_deref() == Some("CONFLICT")).count(), 1, "{a} {b}");
     }
 }

@@ -359,6 +359,7 @@ fn set_pods(s: &mut Store, shared: &Shared, key: &Key, state: &str, reason: &str
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": { "name": name, "namespace": key.1, "labels": template["metadata"]["labels"],
+                "annotations": template["metadata"]["annotations"],
                 "uid": uuid::Uuid::new_v4().to_string(), "resourceVersion": s.rv.to_string(),
                 "creationTimestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": key.2, "uid": d["metadata"]["uid"] }] },
