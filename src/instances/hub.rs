@@ -48,6 +48,11 @@ impl InstanceHub {
         self.local.subscribe()
     }
 
+    /// Live instanceUpdates streams on this replica (tests wait for their subscribers with it).
+    pub fn subscribers(&self) -> usize {
+        self.local.receiver_count()
+    }
+
     /// Announces a committed change. Best effort: a lost event only delays a live view.
     pub async fn publish(&self, db: &Db, instance_id: i64) {
         let ev = InstanceEvent { instance_id };

@@ -703,4 +703,121 @@ mod end_to_end {
         assert_eq!(codes.iter().filter(|c| c.is_none()).count(), 1, "{a} {b}");
         assert_eq!(codes.iter().filter(|c| c.as_deref() == Some("CONFLICT")).count(), 1, "{a} {b}");
     }
+
+    async fn wait_replicas(fake: &FakeWorkloads, ns: &str, name: &str, n: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while fake.get("deployments", ns, name).unwrap()["spec"]["replicas"] != n {
+            assert!(std::time::Instant::now() < deadline, "replicas never became {n}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn suspension_scales_to_zero_and_renewal_scales_back() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let app = gateway(&fake).await;
+        let admin = app.login_admin().await;
+        let hu = app.register("Hu").await;
+        give_credit(&app, &admin, &hu, 25_000).await;
+        let (sub, id) = subscribe(&app, &hu, "postgresql", "BASIC").await;
+        let i = wait_status(&app, &hu.token, &id, "RUNNING").await;
+        let (ns, name) =
+            (i["namespace"].as_str().unwrap().to_string(), i["deploymentName"].as_str().unwrap().to_string());
+        let end = app
+            .gql_ok(Some(&hu.token), "query($id: ID!) { subscription(id: $id) { endDate } }", json!({ "id": sub }))
+            .await;
+        let end = crate::helpers::ts(&end["subscription"]["endDate"]);
+        let run = |job: &'static str| {
+            let (app, token) = (&app, admin.token.clone());
+            async move {
+                app.gql_ok(
+                    Some(&token),
+                    "mutation($j: BillingJob!) { runBillingJob(job: $j) { processed } }",
+                    json!({ "j": job }),
+                )
+                .await
+            }
+        };
+        app.clock.advance(end + chrono::Duration::hours(1) - app.state.now());
+        run("RENEWALS").await; // no credit: grace period
+        app.clock.advance(chrono::Duration::days(7));
+        run("GRACE_PERIOD").await;
+        wait_status(&app, &hu.token, &id, "STOPPED").await;
+        assert_eq!(fake.get("deployments", &ns, &name).unwrap()["spec"]["replicas"], 0);
+        assert!(fake.get("persistentvolumeclaims", &ns, &format!("{name}-data")).is_some(), "data kept");
+        assert_eq!(error_code(&act(&app, &hu.token, "startInstance", &id).await), "CONFLICT", "not while suspended");
+
+        give_credit(&app, &admin, &hu, 25_000).await;
+        app.gql_ok(
+            Some(&hu.token),
+            "mutation($id: ID!) { renewSubscription(id: $id) { status } }",
+            json!({ "id": sub }),
+        )
+        .await;
+        wait_status(&app, &hu.token, &id, "RUNNING").await;
+        wait_replicas(&fake, &ns, &name, 1).await;
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_reapplies_with_the_new_plan() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let app = gateway(&fake).await;
+        let admin = app.login_admin().await;
+        let jo = app.register("Jo").await;
+        give_credit(&app, &admin, &jo, 200_000).await;
+        let (sub, id) = subscribe(&app, &jo, "n8n-automation", "FREE").await;
+        let i = wait_status(&app, &jo.token, &id, "RUNNING").await;
+        let (ns, name) =
+            (i["namespace"].as_str().unwrap().to_string(), i["deploymentName"].as_str().unwrap().to_string());
+        let basic = plan_id(&app, "n8n-automation", "BASIC").await;
+        app.gql_ok(
+            Some(&jo.token),
+            "mutation($id: ID!, $p: ID!) { upgradeSubscription(id: $id, planId: $p) { id } }",
+            json!({ "id": sub, "p": basic }),
+        )
+        .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let pvc = fake.get("persistentvolumeclaims", &ns, &format!("{name}-data")).unwrap();
+            let d = fake.get("deployments", &ns, &name).unwrap();
+            let limits = d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].clone();
+            if pvc["spec"]["resources"]["requests"]["storage"] == "5Gi"
+                && limits == json!({ "cpu": "500m", "memory": "512Mi" })
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not re-applied: {limits} {pvc}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(instance(&app, &jo.token, &id).await["status"], "RUNNING");
+    }
+
+    #[tokio::test]
+    async fn instance_updates_reach_the_owner_and_no_one_else() {
+        use crate::support::ws::WsClient;
+        const SUB: &str = "subscription { instanceUpdates { id status } }";
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let app = gateway(&fake).await;
+        let ki = app.register("Ki").await;
+        let lu = app.register("Lu").await;
+        let mut owner = WsClient::connect_ok(&app.ws_url(), Some(&ki.token)).await;
+        owner.subscribe("1", SUB, json!({})).await;
+        let mut other = WsClient::connect_ok(&app.ws_url(), Some(&lu.token)).await;
+        other.subscribe("1", SUB, json!({})).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while app.state.instance_hub.subscribers() < 2 {
+            assert!(std::time::Instant::now() < deadline, "subscriptions never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_, id) = subscribe(&app, &ki, "n8n-automation", "FREE").await;
+        let mut seen = vec![];
+        while seen.last().map(String::as_str) != Some("RUNNING") {
+            let m = owner.next_message(Duration::from_secs(10)).await.expect("an instanceUpdates event");
+            let i = &m["payload"]["data"]["instanceUpdates"];
+            assert_eq!(i["id"], id.as_str(), "{m}");
+            seen.push(i["status"].as_str().unwrap().to_string());
+        }
+        assert!(seen.contains(&"PROVISIONING".to_string()), "{seen:?}");
+        assert!(other.next_message(Duration::from_millis(300)).await.is_none(), "others see nothing");
+    }
 }
