@@ -141,8 +141,9 @@ async fn update_if_unchanged(
     Ok(res.rows_affected == 1)
 }
 
-/// Moves `inst` by `action` (the lifecycle table decides), with extra changes.
-async fn transition(
+/// Moves `inst` by `action` (the lifecycle table decides), with extra changes. `inst` is the
+/// row as the caller read it: if anyone changed it since, this is CONFLICT.
+pub async fn transition(
     state: &AppState,
     inst: &instance::Model,
     action: Action,

@@ -820,4 +820,43 @@ mod end_to_end {
         assert!(seen.contains(&"PROVISIONING".to_string()), "{seen:?}");
         assert!(other.next_message(Duration::from_millis(300)).await.is_none(), "others see nothing");
     }
+
+    #[tokio::test]
+    async fn of_two_changes_read_at_the_same_version_only_one_is_written() {
+        use minispod_gateway::instances::{entity as instance, lifecycle::Action, service};
+        use sea_orm::EntityTrait;
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        let app = gateway(&fake).await;
+        let mo = app.register("Mo").await;
+        let (_, id) = subscribe(&app, &mo, "n8n-automation", "FREE").await;
+        wait_status(&app, &mo.token, &id, "RUNNING").await;
+        let id: i64 = id.parse().unwrap();
+        // Both requests have read the row (same version) before either writes: the overlap
+        // is there by construction, not by timing.
+        let first = instance::Entity::find_by_id(id).one(&app.state.db.conn).await.unwrap().unwrap();
+        let second = first.clone();
+        service::transition(&app.state, &first, Action::Stop, Default::default()).await.unwrap();
+        let e = service::transition(&app.state, &second, Action::Restart, Default::default()).await.unwrap_err();
+        assert_eq!(e.code(), "CONFLICT", "{e}");
+        assert!(e.to_string().contains("RUNNING"), "names the status it saw: {e}");
+        let now = instance::Entity::find_by_id(id).one(&app.state.db.conn).await.unwrap().unwrap();
+        assert_eq!((now.status.as_str(), now.version), ("STOPPING", first.version + 1));
+    }
+
+    #[tokio::test]
+    async fn an_app_that_never_becomes_available_times_out() {
+        let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+        fake.hold_rollouts(true); // pods stay ContainerCreating: no failure is ever reported
+        let app = gateway(&fake).await;
+        let no = app.register("No").await;
+        let (_, id) = subscribe(&app, &no, "n8n-automation", "FREE").await;
+        wait_status(&app, &no.token, &id, "PROVISIONING").await;
+        reconcile(&app).await;
+        assert_eq!(instance(&app, &no.token, &id).await["status"], "PROVISIONING", "not yet");
+        app.clock.advance(chrono::Duration::seconds(601)); // MINISPOD_PROVISION_TIMEOUT_SECS defaults to 600
+        reconcile(&app).await;
+        let i = instance(&app, &no.token, &id).await;
+        assert_eq!(i["status"], "ERROR", "{i}");
+        assert!(i["lastError"].as_str().unwrap().contains("within 600 s"), "{i}");
+    }
 }
