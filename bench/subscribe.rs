@@ -84,6 +84,9 @@ async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> 
             is_public: true,
             is_featured: false,
             sort_order: 0,
+            data_path: None,
+            protocol: minispod_gateway::catalog::ServiceProtocol::Http,
+            health_path: None,
         },
     )
     .await?;

@@ -62,6 +62,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         crate::auth::revocations::RevocationHub::start(&db).await.context("cannot start the revocation hub")?;
     let catalog_cache =
         CatalogCache::start(&db, config.graphql.catalog_cache_bytes).await.context("cannot start the catalog cache")?;
+    let instance_hub =
+        crate::instances::hub::InstanceHub::start(&db).await.context("cannot start the instance event hub")?;
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
     let cluster = Cluster::connect(&config.kube, clock.clone()).await;
     Ok(AppState {
@@ -76,6 +78,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         ws_connections: Default::default(),
         catalog_cache,
         cluster: Arc::new(cluster),
+        instance_hub,
     })
 }
 
@@ -108,12 +111,14 @@ impl App {
             .payment_reconcile_interval
             .map(|i| jobs::payments::spawn_reconciler(self.state.clone(), i));
         let billing = self.state.config.billing_interval.map(|i| jobs::billing::spawn_runner(self.state.clone(), i));
+        let provisioning = crate::instances::spawn(&self.state);
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
-        for job in [reconciler, billing].into_iter().flatten() {
+        for job in [reconciler, billing].into_iter().flatten().chain(provisioning) {
             job.abort();
         }
+        self.state.instance_hub.stop();
         self.state.wallet_hub.stop();
         self.state.revocations.stop();
         self.state.catalog_cache.stop();

@@ -76,6 +76,7 @@ pub struct Config {
     pub suspension_retention_days: i64,
     pub kube: KubeSettings,
     pub websocket: WsLimits,
+    pub provisioning: ProvisionSettings,
 }
 
 /// Resources one WebSocket client may hold.
@@ -147,6 +148,56 @@ pub struct KubeSettings {
     pub connect_timeout: Duration,
     /// Per-read timeout of ordinary requests; log follow streams have none (they idle by design).
     pub read_timeout: Duration,
+}
+
+/// How instances are laid out on the cluster (README: "Running apps on Kubernetes").
+#[derive(Clone, Debug)]
+pub struct ProvisionSettings {
+    /// `spec.ingressClassName` of HTTP apps; `None` uses the cluster's default class.
+    pub ingress_class: Option<String>,
+    /// cert-manager ClusterIssuer named in the Ingress annotation; `None`: no annotation.
+    pub cert_issuer: Option<String>,
+    /// StorageClass of app volumes; `None` uses the cluster's default class.
+    pub storage_class: Option<String>,
+    /// Service type of TCP apps (databases).
+    pub tcp_service_type: TcpServiceType,
+    /// Host clients use for NodePort and LoadBalancer endpoints (defaults to the base domain).
+    pub tcp_host: Option<String>,
+    /// An instance not Available after this long is ERROR.
+    pub provision_timeout: Duration,
+    /// How often the reconciler runs; `None` disables the loop.
+    pub reconcile_interval: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpServiceType {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+}
+
+impl TcpServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpServiceType::ClusterIp => "ClusterIP",
+            TcpServiceType::NodePort => "NodePort",
+            TcpServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+impl Default for ProvisionSettings {
+    fn default() -> Self {
+        Self {
+            ingress_class: None,
+            cert_issuer: None,
+            storage_class: None,
+            tcp_service_type: TcpServiceType::ClusterIp,
+            tcp_host: None,
+            provision_timeout: Duration::from_secs(600),
+            reconcile_interval: Some(Duration::from_secs(60)),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -248,6 +299,7 @@ impl Default for Config {
                 max_subscriptions: 50,
                 max_connections_per_user: 64,
             },
+            provisioning: ProvisionSettings::default(),
         }
     }
 }
@@ -397,6 +449,7 @@ impl Config {
                 reason: "required when MINISPOD_ENV=production (at least 32 characters)".into(),
             });
         }
+        read_provisioning(&get, &mut c.provisioning)?;
         Ok(c)
     }
 
@@ -514,6 +567,44 @@ fn read_midtrans(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Resul
     }
     if let Some(v) = get("MINISPOD_SUSPENSION_RETENTION_DAYS") {
         c.suspension_retention_days = parse_range("MINISPOD_SUSPENSION_RETENTION_DAYS", &v, 0, 365)? as i64;
+    }
+    Ok(())
+}
+
+fn read_provisioning(get: &impl Fn(&str) -> Option<String>, p: &mut ProvisionSettings) -> Result<(), ConfigError> {
+    // Kubernetes object names (DNS subdomains): lower-case, digits, '-' and '.'.
+    let object_name = |var: &'static str| -> Result<Option<String>, ConfigError> {
+        get(var)
+            .map(|v| {
+                let v = v.trim().to_string();
+                let ok = v.len() <= 253 && v.split('.').all(|l| crate::instances::is_dns_label(l, 63));
+                if ok { Ok(v) } else { Err(ConfigError { var, reason: "must be a Kubernetes object name".into() }) }
+            })
+            .transpose()
+    };
+    p.ingress_class = object_name("MINISPOD_INGRESS_CLASS")?;
+    p.cert_issuer = object_name("MINISPOD_CERT_ISSUER")?;
+    p.storage_class = object_name("MINISPOD_STORAGE_CLASS")?;
+    p.tcp_host = object_name("MINISPOD_TCP_HOST")?;
+    if let Some(v) = get("MINISPOD_TCP_SERVICE_TYPE") {
+        p.tcp_service_type = match v.trim() {
+            "ClusterIP" => TcpServiceType::ClusterIp,
+            "NodePort" => TcpServiceType::NodePort,
+            "LoadBalancer" => TcpServiceType::LoadBalancer,
+            _ => {
+                return Err(ConfigError {
+                    var: "MINISPOD_TCP_SERVICE_TYPE",
+                    reason: "must be ClusterIP, NodePort or LoadBalancer".into(),
+                });
+            }
+        };
+    }
+    if let Some(v) = get("MINISPOD_PROVISION_TIMEOUT_SECS") {
+        p.provision_timeout = Duration::from_secs(parse_range("MINISPOD_PROVISION_TIMEOUT_SECS", &v, 10, 86_400)?);
+    }
+    if let Some(v) = get("MINISPOD_RECONCILE_INTERVAL_SECS") {
+        let secs = parse_range("MINISPOD_RECONCILE_INTERVAL_SECS", &v, 0, 86_400)?;
+        p.reconcile_interval = (secs > 0).then(|| Duration::from_secs(secs));
     }
     Ok(())
 }
@@ -711,6 +802,41 @@ mod tests {
         ])
         .unwrap();
         assert!(c.seed_demo && c.graphql.introspection && !c.midtrans.verify_by_status);
+    }
+
+    #[test]
+    fn provisioning_settings_have_defaults_and_bounds() {
+        let p = cfg(&[]).unwrap().provisioning;
+        assert_eq!(
+            (p.provision_timeout, p.reconcile_interval),
+            (Duration::from_secs(600), Some(Duration::from_secs(60)))
+        );
+        assert_eq!(p.tcp_service_type, TcpServiceType::ClusterIp);
+        assert!(p.ingress_class.is_none() && p.cert_issuer.is_none() && p.storage_class.is_none());
+        let p = cfg(&[
+            ("MINISPOD_INGRESS_CLASS", "nginx"),
+            ("MINISPOD_CERT_ISSUER", "letsencrypt-prod"),
+            ("MINISPOD_STORAGE_CLASS", "fast-ssd"),
+            ("MINISPOD_TCP_SERVICE_TYPE", "LoadBalancer"),
+            ("MINISPOD_TCP_HOST", "db.example.com"),
+            ("MINISPOD_PROVISION_TIMEOUT_SECS", "120"),
+            ("MINISPOD_RECONCILE_INTERVAL_SECS", "0"),
+        ])
+        .unwrap()
+        .provisioning;
+        assert_eq!(p.ingress_class.as_deref(), Some("nginx"));
+        assert_eq!(p.tcp_service_type.as_str(), "LoadBalancer");
+        assert_eq!(p.provision_timeout, Duration::from_secs(120));
+        assert!(p.reconcile_interval.is_none());
+        for (var, bad) in [
+            ("MINISPOD_INGRESS_CLASS", "Not_Valid"),
+            ("MINISPOD_STORAGE_CLASS", "-x"),
+            ("MINISPOD_TCP_SERVICE_TYPE", "ExternalName"),
+            ("MINISPOD_PROVISION_TIMEOUT_SECS", "5"),
+            ("MINISPOD_RECONCILE_INTERVAL_SECS", "x"),
+        ] {
+            assert_eq!(cfg(&[(var, bad)]).unwrap_err().var, var);
+        }
     }
 
     #[test]

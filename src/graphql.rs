@@ -40,10 +40,15 @@ pub struct MutationRoot(
     crate::payments::graphql::PaymentMutation,
     crate::subscriptions::graphql::SubscriptionMutation,
     crate::jobs::graphql::JobMutation,
+    crate::instances::graphql::InstanceMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(crate::billing::graphql::WalletSubscription, crate::cluster::graphql::ClusterSubscription);
+pub struct SubscriptionRoot(
+    crate::billing::graphql::WalletSubscription,
+    crate::cluster::graphql::ClusterSubscription,
+    crate::instances::graphql::InstanceSubscription,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

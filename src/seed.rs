@@ -3,7 +3,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde::Deserialize;
 
-use async_graphql::{ID, Json};
+use async_graphql::{ID, Json, MaybeUndefined};
 
 use crate::{
     billing::{
@@ -11,8 +11,8 @@ use crate::{
         service::{self as ledger, Entry},
     },
     catalog::{
-        PlanType,
-        input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput},
+        PlanType, ServiceProtocol,
+        input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput, UpdateServiceInput},
         service as catalog,
     },
     error::{AppError, AppResult},
@@ -59,6 +59,9 @@ struct SeedService {
     documentation: Option<String>,
     is_featured: bool,
     sort_order: i32,
+    data_path: Option<String>,
+    protocol: ServiceProtocol,
+    health_path: Option<String>,
     plans: Vec<SeedPlan>,
 }
 
@@ -157,6 +160,17 @@ pub async fn seed_catalog(state: &AppState) -> AppResult<()> {
     }
     for s in seed.services {
         let service = match catalog::service_by_slug(db, &s.slug, true).await? {
+            // Catalogs seeded before services knew how they run get those fields once; a
+            // service whose data path is set (by the seed or an admin) is left as it is.
+            Some(existing) if existing.data_path.is_none() && s.data_path.is_some() => {
+                let input = UpdateServiceInput {
+                    data_path: s.data_path.clone().map_or(MaybeUndefined::Undefined, MaybeUndefined::Value),
+                    protocol: Some(s.protocol),
+                    health_path: s.health_path.clone().map_or(MaybeUndefined::Undefined, MaybeUndefined::Value),
+                    ..UpdateServiceInput::default()
+                };
+                catalog::update_service(state, existing.id, input).await?
+            }
             Some(existing) => existing,
             None => {
                 let category = catalog::category_by_slug(db, &s.category_slug)
@@ -179,6 +193,9 @@ pub async fn seed_catalog(state: &AppState) -> AppResult<()> {
                     is_public: true,
                     is_featured: s.is_featured,
                     sort_order: s.sort_order,
+                    data_path: s.data_path,
+                    protocol: s.protocol,
+                    health_path: s.health_path,
                 };
                 catalog::create_service(state, input).await?
             }

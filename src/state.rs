@@ -25,6 +25,8 @@ pub struct AppState {
     pub catalog_cache: Arc<crate::catalog::cache::CatalogCache>,
     /// The Kubernetes cluster (possibly absent) and its shared metric pollers.
     pub cluster: Arc<Cluster>,
+    /// instanceUpdates fan-out (across replicas on PostgreSQL).
+    pub instance_hub: crate::instances::hub::InstanceHub,
 }
 
 impl AppState {

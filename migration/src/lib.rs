@@ -7,6 +7,7 @@ mod m20261124_000002_catalog;
 mod m20261124_000003_wallet;
 mod m20261124_000004_subscriptions;
 mod m20261201_000005_idempotency_fingerprint;
+mod m20261201_000005_provisioning;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_wallet::Migration),
             Box::new(m20261124_000004_subscriptions::Migration),
             Box::new(m20261201_000005_idempotency_fingerprint::Migration),
+            Box::new(m20261201_000005_provisioning::Migration),
         ]
     }
 }

@@ -24,6 +24,8 @@ pub mod category {
 pub mod service {
     use sea_orm::entity::prelude::*;
 
+    use crate::catalog::ServiceProtocol;
+
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "services")]
     pub struct Model {
@@ -48,6 +50,11 @@ pub mod service {
         pub sort_order: i32,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Where the app keeps its data; the plan's volume is mounted here.
+        pub data_path: Option<String>,
+        pub protocol: ServiceProtocol,
+        /// HTTP readiness/liveness path; without it the probes are TCP.
+        pub health_path: Option<String>,
     }
 
     impl Model {

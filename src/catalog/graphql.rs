@@ -3,7 +3,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, dataloader::DataLoader};
 
 use super::{
-    PlanType,
+    PlanType, ServiceProtocol,
     entity::{category, plan, service},
     input,
     loader::{CatalogLoader, CategoryId, PlansOfService, ServiceId, ServicesOfCategory},
@@ -106,6 +106,10 @@ impl Service {
     async fn is_featured(&self) -> bool {
         self.model.is_featured
     }
+    /// HTTP apps are served at their subdomain; TCP apps (databases) at an endpoint.
+    async fn protocol(&self) -> ServiceProtocol {
+        self.model.protocol
+    }
     async fn category(&self, ctx: &Context<'_>) -> Result<ServiceCategory> {
         if let Some(c) = &self.category {
             return Ok(ServiceCategory(c.as_ref().clone()));
@@ -138,6 +142,16 @@ impl Service {
     async fn env_template(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
         ctx.auth().admin()?;
         Ok(self.model.env_template.clone().map(Json))
+    }
+    /// Admin only: where the plan's volume is mounted in the container.
+    async fn data_path(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        ctx.auth().admin()?;
+        Ok(self.model.data_path.as_deref())
+    }
+    /// Admin only: the HTTP probe path; null means TCP probes on the app port.
+    async fn health_path(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        ctx.auth().admin()?;
+        Ok(self.model.health_path.as_deref())
     }
     /// Admin only.
     async fn is_active(&self, ctx: &Context<'_>) -> Result<bool> {

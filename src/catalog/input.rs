@@ -2,7 +2,7 @@
 //! at fault (`extensions.field`).
 use async_graphql::{ID, InputObject, Json, MaybeUndefined};
 
-use super::PlanType;
+use super::{PlanType, ServiceProtocol};
 use crate::error::{AppError, AppResult};
 
 pub const MAX_PRICE: i64 = 100_000_000;
@@ -100,6 +100,35 @@ pub fn image(field: &'static str, s: &str) -> AppResult<String> {
     Ok(s.to_string())
 }
 
+/// An absolute container path for the data volume: `/` followed by segments of
+/// `[A-Za-z0-9._-]`, no `.` or `..` segments, at most 255 characters.
+pub fn data_path(s: &str) -> AppResult<String> {
+    let s = s.trim().trim_end_matches('/');
+    let segment_ok = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    let ok = s.len() <= 255 && s.strip_prefix('/').is_some_and(|rest| rest.split('/').all(segment_ok));
+    if !ok {
+        return Err(AppError::bad_input(
+            "dataPath",
+            "dataPath must be an absolute path such as /var/lib/app (no '.' or '..' segments)",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// An HTTP probe path: starts with `/`, visible ASCII, at most 255 characters.
+pub fn health_path(s: &str) -> AppResult<String> {
+    let s = s.trim();
+    if !(s.starts_with('/') && s.len() <= 255 && s.chars().all(|c| c.is_ascii_graphic())) {
+        return Err(AppError::bad_input("healthPath", "healthPath must be a path such as /healthz"));
+    }
+    Ok(s.to_string())
+}
+
 /// Tags: lower-cased, `[a-z0-9-]`, 1-30 characters each, at most 20, duplicates dropped.
 pub fn tags(raw: &[String]) -> AppResult<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
@@ -188,9 +217,14 @@ pub struct CreateServiceInput {
     pub is_featured: bool,
     #[graphql(default)]
     pub sort_order: i32,
+    /// Where the data volume is mounted; required for plans with storage.
+    pub data_path: Option<String>,
+    #[graphql(default_with = "ServiceProtocol::Http")]
+    pub protocol: ServiceProtocol,
+    pub health_path: Option<String>,
 }
 
-#[derive(InputObject)]
+#[derive(InputObject, Default)]
 pub struct UpdateServiceInput {
     pub category_id: Option<ID>,
     pub name: Option<String>,
@@ -208,6 +242,9 @@ pub struct UpdateServiceInput {
     pub is_public: Option<bool>,
     pub is_featured: Option<bool>,
     pub sort_order: Option<i32>,
+    pub data_path: MaybeUndefined<String>,
+    pub protocol: Option<ServiceProtocol>,
+    pub health_path: MaybeUndefined<String>,
 }
 
 #[derive(InputObject)]
@@ -301,5 +338,19 @@ mod tests {
         assert!(env_template(&serde_json::json!({ "1BAD": "x" })).is_err());
         assert!(env_template(&serde_json::json!({ "N": 1 })).is_err());
         assert!(env_template(&serde_json::json!(["x"])).is_err());
+    }
+
+    #[test]
+    fn data_and_health_paths() {
+        assert_eq!(data_path("/var/lib/ghost/content/").unwrap(), "/var/lib/ghost/content");
+        assert_eq!(data_path("/home/node/.n8n").unwrap(), "/home/node/.n8n");
+        for bad in ["", "/", "relative/path", "/a/../etc", "/a/./b", "/a b", "/a//b", &format!("/{}", "x".repeat(255))]
+        {
+            assert!(data_path(bad).is_err(), "{bad}");
+        }
+        assert!(health_path("/ghost/api/admin/site/").is_ok());
+        for bad in ["", "healthz", "/a b", &format!("/{}", "x".repeat(255))] {
+            assert!(health_path(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -43,3 +43,17 @@ impl PlanType {
         self as u8
     }
 }
+
+/// How clients reach a service: HTTP services get an Ingress at their subdomain, TCP services
+/// (databases) a Service of the configured type and an `endpoint`.
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum, serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(10))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceProtocol {
+    #[sea_orm(string_value = "HTTP")]
+    Http,
+    #[sea_orm(string_value = "TCP")]
+    Tcp,
+}

@@ -241,6 +241,9 @@ pub async fn create_service(state: &AppState, i: input::CreateServiceInput) -> A
         is_public: Set(i.is_public),
         is_featured: Set(i.is_featured),
         sort_order: Set(input::range("sortOrder", i.sort_order, limits::SORT.0, limits::SORT.1)?),
+        data_path: Set(i.data_path.as_deref().map(input::data_path).transpose()?),
+        protocol: Set(i.protocol),
+        health_path: Set(i.health_path.as_deref().map(input::health_path).transpose()?),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -302,6 +305,15 @@ pub async fn update_service(state: &AppState, id: i64, i: input::UpdateServiceIn
     }
     if let Some(v) = i.sort_order {
         am.sort_order = Set(input::range("sortOrder", v, limits::SORT.0, limits::SORT.1)?);
+    }
+    if let Some(v) = maybe(i.data_path) {
+        am.data_path = Set(v.as_deref().map(input::data_path).transpose()?);
+    }
+    if let Some(v) = i.protocol {
+        am.protocol = Set(v);
+    }
+    if let Some(v) = maybe(i.health_path) {
+        am.health_path = Set(v.as_deref().map(input::health_path).transpose()?);
     }
     am.updated_at = Set(state.now());
     let s = am.update(&*tx).await.on_unique_violation(conflict_on_unique("service"))?;

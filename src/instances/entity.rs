@@ -21,6 +21,15 @@ pub struct Model {
     pub last_stopped_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Bumped by every status change: writers update `WHERE version = <what they read>`.
+    pub version: i32,
+    /// The owner stopped it: reactivation and the reconciler keep it at zero replicas.
+    pub owner_stopped: bool,
+    /// `host:port` of a TCP service.
+    pub endpoint: Option<String>,
+    /// When the current (re-)provisioning began; the provision timeout counts from here.
+    pub provision_started_at: Option<DateTimeUtc>,
+    pub status_changed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

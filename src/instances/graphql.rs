@@ -1,10 +1,13 @@
-use async_graphql::{Context, ID, Object, Result};
+use async_graphql::{Context, ID, Json, Object, Result, Subscription as GqlSubscription};
 use chrono::{DateTime, Utc};
+use futures::Stream;
+use sea_orm::EntityTrait;
+use tokio::sync::broadcast::error::RecvError;
 
-use super::{InstanceStatus, entity as instance};
+use super::{InstanceStatus, entity as instance, lifecycle::Action, service};
 use crate::{
     graphql::ContextExt,
-    pagination::parse_id,
+    pagination::{Conn, PageArgs, connection, parse_id},
     subscriptions::{graphql::Subscription, service as subscriptions},
 };
 
@@ -33,6 +36,10 @@ impl ServiceInstance {
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }
+    /// `host:port` for TCP services (databases); null for HTTP services and until provisioned.
+    async fn endpoint(&self) -> Option<&str> {
+        self.0.endpoint.as_deref()
+    }
     async fn namespace(&self) -> &str {
         &self.0.namespace
     }
@@ -47,6 +54,12 @@ impl ServiceInstance {
     }
     async fn last_stopped_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_stopped_at
+    }
+    /// Owner only: the generated secrets of the app (e.g. the database password), read from the
+    /// cluster; null when the app has none.
+    async fn credentials(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
+        let viewer = ctx.auth().viewer()?;
+        Ok(service::credentials(ctx.state(), viewer, self.0.id).await?.map(Json))
     }
     async fn subscription(&self, ctx: &Context<'_>) -> Result<Subscription> {
         let viewer = ctx.auth().viewer()?;
@@ -64,5 +77,86 @@ impl InstanceQuery {
         let viewer = ctx.auth().viewer()?;
         let id = parse_id(&id, "instance")?;
         Ok(Some(ServiceInstance(super::service::visible(&ctx.state().db.conn, viewer, id).await?)))
+    }
+
+    /// Admin: every instance, newest first.
+    async fn all_instances(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<InstanceStatus>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<ServiceInstance>> {
+        ctx.auth().admin()?;
+        let args = PageArgs::parse(first, after.as_deref())?;
+        let page = service::list_all(&ctx.state().db.conn, status, args).await?;
+        Ok(connection(page, |i| i.id, ServiceInstance))
+    }
+}
+
+async fn act(ctx: &Context<'_>, id: ID, action: Action) -> Result<ServiceInstance> {
+    let viewer = ctx.auth().viewer()?;
+    let id = parse_id(&id, "instance")?;
+    Ok(ServiceInstance(service::act(ctx.state(), viewer, id, action).await?))
+}
+
+#[derive(Default)]
+pub struct InstanceMutation;
+
+/// Owner or admin; anyone else gets NOT_FOUND. Illegal moves are CONFLICT naming the status.
+#[Object]
+impl InstanceMutation {
+    /// STOPPED → STARTING: scales back to one replica.
+    async fn start_instance(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceInstance> {
+        act(ctx, id, Action::Start).await
+    }
+    /// Scales to zero; the data volume stays.
+    async fn stop_instance(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceInstance> {
+        act(ctx, id, Action::Stop).await
+    }
+    /// RUNNING → RESTARTING: a rolling restart.
+    async fn restart_instance(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceInstance> {
+        act(ctx, id, Action::Restart).await
+    }
+    /// ERROR → PROVISIONING: re-applies the current manifests (e.g. after the image was fixed).
+    async fn retry_provisioning(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceInstance> {
+        act(ctx, id, Action::Retry).await
+    }
+}
+
+#[derive(Default)]
+pub struct InstanceSubscription;
+
+#[GqlSubscription]
+impl InstanceSubscription {
+    /// Every status change of the viewer's own instances (optionally of one subscription).
+    async fn instance_updates(
+        &self,
+        ctx: &Context<'_>,
+        subscription_id: Option<ID>,
+    ) -> Result<impl Stream<Item = ServiceInstance> + use<>> {
+        let viewer = ctx.auth().viewer()?;
+        let only = subscription_id.map(|s| parse_id(&s, "subscription")).transpose()?;
+        let state = ctx.state().clone();
+        let mut rx = state.instance_hub.subscribe();
+        Ok(async_stream::stream! {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        // Owner only: re-read the row and its subscription for every event.
+                        let Ok(Some(inst)) = instance::Entity::find_by_id(ev.instance_id).one(&state.db.conn).await else { continue };
+                        if only.is_some_and(|s| s != inst.subscription_id) {
+                            continue;
+                        }
+                        let owned = subscriptions::owned(&state.db.conn, viewer.id, inst.subscription_id).await;
+                        if owned.unwrap_or(false) {
+                            yield ServiceInstance(inst);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
     }
 }

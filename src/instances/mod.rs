@@ -1,7 +1,14 @@
-//! App instances owned by subscriptions. Provisioning on Kubernetes is a later capability; until
-//! then an instance row records the intent (PENDING) and its termination (TERMINATING).
+//! App instances owned by subscriptions, run on Kubernetes: the row records the intent, the
+//! cluster is written by server-side apply, a watch reports the outcome, and a reconciler
+//! converges whatever is left half done.
+pub mod cluster;
 pub mod entity;
 pub mod graphql;
+pub mod hub;
+pub mod lifecycle;
+pub mod manifests;
+pub mod observe;
+pub mod reconcile;
 pub mod service;
 
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
@@ -54,6 +61,34 @@ pub fn dns_slug(s: &str, max: usize) -> String {
         }
     }
     out.trim_end_matches('-').to_string()
+}
+
+/// Starts the instance watch and the periodic reconciler (a first pass right away converges
+/// whatever a previous process left half done).
+pub fn spawn(state: &crate::state::AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut jobs: Vec<_> = observe::spawn(state).into_iter().collect();
+    if state.cluster.clients_or_unavailable().is_ok() {
+        let s = state.clone();
+        jobs.push(tokio::spawn(async move { reconcile_logged(&s).await }));
+        if let Some(interval) = state.config.provisioning.reconcile_interval {
+            let s = state.clone();
+            jobs.push(crate::jobs::every(interval, move || {
+                let s = s.clone();
+                async move { reconcile_logged(&s).await }
+            }));
+        }
+    }
+    jobs
+}
+
+async fn reconcile_logged(state: &crate::state::AppState) {
+    match reconcile::run_once(state).await {
+        Ok(r) if r.changed + r.failed + r.orphans_deleted > 0 => {
+            tracing::info!(changed = r.changed, failed = r.failed, orphans = r.orphans_deleted, "instances reconciled")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "instance reconcile pass failed"),
+    }
 }
 
 #[cfg(test)]

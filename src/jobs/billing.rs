@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::payments;
 use crate::{
-    error::{AppError, AppResult},
+    error::AppResult,
     state::AppState,
     subscriptions::renewal::{self, Outcome},
 };
@@ -69,7 +69,17 @@ pub async fn run(state: &AppState, job: BillingJob) -> AppResult<JobReport> {
             Ok(JobReport { processed: r.processed, succeeded: r.changed, failed: r.failed, details: r.details })
         }
         BillingJob::ReconcileInstances => {
-            Err(AppError::bad_input("job", "RECONCILE_INSTANCES is not available until provisioning exists"))
+            let r = crate::instances::reconcile::run_once(state).await?;
+            let mut details = r.details;
+            if r.skipped {
+                details.push("another replica is reconciling; nothing done".into());
+            }
+            Ok(JobReport {
+                processed: r.processed,
+                succeeded: r.changed + r.orphans_deleted,
+                failed: r.failed,
+                details,
+            })
         }
     }
 }

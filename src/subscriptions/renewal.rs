@@ -221,6 +221,7 @@ pub async fn suspend_unpaid(state: &AppState, id: i64) -> AppResult<Outcome> {
             )
             .await?;
             tx.commit().await?;
+            crate::instances::service::on_subscription_change(state, sub.id);
             Ok(Outcome::Done(format!("subscription {}: suspended (grace period over)", sub.id)))
         }
         .await,
@@ -307,6 +308,7 @@ pub async fn expire(state: &AppState, id: i64) -> AppResult<Outcome> {
             let sub = reload(&*tx, sub.id).await?;
             release_slot(&*tx, sub.plan_id).await?; // last: the plan row is the hot spot
             tx.commit().await?;
+            crate::instances::service::on_subscription_change(state, sub.id);
             Ok(Outcome::Done(format!("subscription {}: expired ({reason})", sub.id)))
         }
         .await,

@@ -295,6 +295,8 @@ async fn subscribe_once(
     tx.commit().await?;
     state.catalog_changed().await;
     announce(state, viewer.id, charged).await;
+    // After the commit, outside any transaction; a cluster outage leaves the instance PENDING.
+    crate::instances::service::on_subscription_change(state, sub.id);
     Ok(sub)
 }
 
@@ -303,6 +305,11 @@ async fn subscribe_once(
 pub async fn visible(db: &impl ConnectionTrait, viewer: Viewer, id: i64) -> AppResult<subscription::Model> {
     let q = if viewer.is_admin() { subscription::Entity::find() } else { subscription::owned_by(viewer.id) };
     q.filter(subscription::Column::Id.eq(id)).one(db).await?.ok_or_else(not_found)
+}
+
+/// Whether `user_id` owns subscription `id` (administrators included only for their own).
+pub async fn owned(db: &impl ConnectionTrait, user_id: i64, id: i64) -> AppResult<bool> {
+    Ok(subscription::owned_by(user_id).filter(subscription::Column::Id.eq(id)).count(db).await? == 1)
 }
 
 /// Applies `changes` if the subscription is still exactly as the request saw it (status in
@@ -433,13 +440,18 @@ pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) ->
     tx.commit().await?;
     state.catalog_changed().await;
     announce(state, sub.user_id, charged).await;
+    // Re-applied with the new plan's resources (and a larger volume).
+    crate::instances::service::on_subscription_change(state, sub.id);
     Ok(sub)
 }
 
-/// Marks the subscription's instances for termination (the provisioner tears them down).
+/// Marks the subscription's instances for termination; `instances::service` deletes their
+/// objects after the commit (the lifecycle allows TERMINATE from every live status).
 pub(super) async fn terminate_instances(db: &impl ConnectionTrait, sub_id: i64, now: DateTime<Utc>) -> AppResult<()> {
     instance::Entity::update_many()
         .col_expr(instance::Column::Status, Expr::value(InstanceStatus::Terminating))
+        .col_expr(instance::Column::Version, Expr::col(instance::Column::Version).add(1))
+        .col_expr(instance::Column::StatusChangedAt, Expr::value(Some(now)))
         .col_expr(instance::Column::UpdatedAt, Expr::value(now))
         .filter(instance::Column::SubscriptionId.eq(sub_id))
         .filter(instance::Column::Status.is_not_in([InstanceStatus::Terminating, InstanceStatus::Terminated]))
@@ -528,6 +540,7 @@ pub async fn cancel(
     tx.commit().await?;
     state.catalog_changed().await;
     announce(state, sub.user_id, refunded).await;
+    crate::instances::service::on_subscription_change(state, sub.id);
     Ok(sub)
 }
 
@@ -582,6 +595,8 @@ pub async fn renew(state: &AppState, viewer: Viewer, id: i64) -> AppResult<subsc
     let sub = reload(&*tx, sub.id).await?;
     tx.commit().await?;
     announce(state, sub.user_id, charged).await;
+    // A suspension ends: the instances start again unless their owner stopped them.
+    crate::instances::service::on_subscription_change(state, sub.id);
     Ok(sub)
 }
 

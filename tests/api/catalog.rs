@@ -294,6 +294,9 @@ async fn generate_catalog(app: &TestApp, services: usize) {
                 is_public: true,
                 is_featured: i % 7 == 0,
                 sort_order: 0,
+                data_path: None,
+                protocol: minispod_gateway::catalog::ServiceProtocol::Http,
+                health_path: None,
             },
         )
         .await

@@ -15,6 +15,7 @@ mod helpers;
 mod image;
 mod input;
 mod production;
+mod provisioning;
 mod subscriptions;
 mod topup_amounts;
 mod topups;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_k8s;
+pub mod fake_k8s_workloads;
 pub mod fake_midtrans;
 pub mod ws;
 
