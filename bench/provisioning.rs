@@ -24,11 +24,7 @@ use std::{
 
 use minispod_gateway::{
     app::{App, init_crypto},
-    catalog::{
-        PlanType, ServiceProtocol,
-        input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput},
-        service as catalog,
-    },
+    catalog::PlanType,
     clock::SystemClock,
     config::{Config, KubeSource, SecretString},
     instances::{InstanceStatus, entity as instance, reconcile},
@@ -103,57 +99,7 @@ async fn run(url: String, first: usize, total: usize) -> anyhow::Result<()> {
     let base = format!("http://{}/graphql", app.addr);
     tokio::spawn(app.run(std::future::pending()));
 
-    let cat = catalog::create_category(
-        &state,
-        CreateCategoryInput { name: "Bench".into(), slug: "bench".into(), description: None, sort_order: 0 },
-    )
-    .await?;
-    let svc = catalog::create_service(
-        &state,
-        CreateServiceInput {
-            category_id: async_graphql::ID(cat.id.to_string()),
-            name: "Bench app".into(),
-            slug: "bench-app".into(),
-            description: None,
-            long_description: None,
-            icon: None,
-            version: "1".into(),
-            docker_image: "nginx:1".into(),
-            default_port: 80,
-            env_template: None,
-            tags: vec![],
-            documentation: None,
-            is_active: true,
-            is_public: true,
-            is_featured: false,
-            sort_order: 0,
-            data_path: Some("/data".into()),
-            protocol: ServiceProtocol::Http,
-            health_path: Some("/healthz".into()),
-        },
-    )
-    .await?;
-    let plan = catalog::create_plan(
-        &state,
-        svc.id,
-        CreatePlanInput {
-            name: "Free".into(),
-            plan_type: PlanType::Free,
-            description: None,
-            monthly_price: 0,
-            cpu_milli: 250,
-            memory_mb: 256,
-            storage_gb: 1,
-            bandwidth_gb: 10,
-            total_quota: 1_000_000,
-            features: vec![],
-            max_instances_per_user: 1,
-            is_active: true,
-            is_popular: false,
-            sort_order: 0,
-        },
-    )
-    .await?;
+    let plan = support::create_bench_plan(&state, PlanType::Free, 0, Some("/data"), Some("/healthz")).await?;
     let mut tokens = vec![];
     for user_id in support::create_users(&state, total).await? {
         tokens.push(state.auth.keys.issue(user_id, Role::User, 0, state.now(), Duration::from_secs(3600))?.token);

@@ -23,11 +23,7 @@ use minispod_gateway::{
         TransactionType,
         service::{self as ledger, Entry},
     },
-    catalog::{
-        PlanType,
-        input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput},
-        service as catalog,
-    },
+    catalog::{PlanType, service as catalog},
     clock::SystemClock,
     config::{Config, SecretString},
     users::{Role, service as users},
@@ -60,57 +56,7 @@ async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> 
     tokio::spawn(app.run(std::future::pending()));
 
     // Setup (not measured): one paid plan with room for everyone, users with credit and tokens.
-    let cat = catalog::create_category(
-        &state,
-        CreateCategoryInput { name: "Bench".into(), slug: "bench".into(), description: None, sort_order: 0 },
-    )
-    .await?;
-    let svc = catalog::create_service(
-        &state,
-        CreateServiceInput {
-            category_id: async_graphql::ID(cat.id.to_string()),
-            name: "Bench app".into(),
-            slug: "bench-app".into(),
-            description: None,
-            long_description: None,
-            icon: None,
-            version: "1".into(),
-            docker_image: "nginx:1".into(),
-            default_port: 80,
-            env_template: None,
-            tags: vec![],
-            documentation: None,
-            is_active: true,
-            is_public: true,
-            is_featured: false,
-            sort_order: 0,
-            data_path: None,
-            protocol: minispod_gateway::catalog::ServiceProtocol::Http,
-            health_path: None,
-        },
-    )
-    .await?;
-    let plan = catalog::create_plan(
-        &state,
-        svc.id,
-        CreatePlanInput {
-            name: "Basic".into(),
-            plan_type: PlanType::Basic,
-            description: None,
-            monthly_price: PRICE,
-            cpu_milli: 250,
-            memory_mb: 256,
-            storage_gb: 1,
-            bandwidth_gb: 10,
-            total_quota: 1_000_000,
-            features: vec![],
-            max_instances_per_user: 1,
-            is_active: true,
-            is_popular: false,
-            sort_order: 0,
-        },
-    )
-    .await?;
+    let plan = support::create_bench_plan(&state, PlanType::Basic, PRICE, None, None).await?;
     let mut tokens = vec![];
     for user_id in support::create_users(&state, users_n).await? {
         let tx = state.db.begin().await?;
@@ -168,7 +114,7 @@ async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> 
         assert_eq!(u.balance + u.total_spent, CREDIT, "user {id}: balance + spent = credit");
         charged += u.total_spent / PRICE;
     }
-    let plan_now = catalog::all_plans_of(&state.db.conn, svc.id).await?;
+    let plan_now = catalog::all_plans_of(&state.db.conn, plan.service_id).await?;
     assert_eq!(plan_now[0].used_quota, 0, "quota released by every cancel");
     assert_eq!(charged as usize, all.len() - failures, "one charge per successful subscribe");
     println!(

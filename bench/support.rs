@@ -42,3 +42,71 @@ pub async fn create_users(state: &minispod_gateway::state::AppState, n: usize) -
     }
     Ok(ids)
 }
+
+/// One category, one service running `nginx:1` and one plan with room for everyone: the catalog
+/// the in-process benchmarks subscribe to.
+pub async fn create_bench_plan(
+    state: &minispod_gateway::state::AppState,
+    plan_type: minispod_gateway::catalog::PlanType,
+    monthly_price: i64,
+    data_path: Option<&str>,
+    health_path: Option<&str>,
+) -> anyhow::Result<minispod_gateway::catalog::entity::plan::Model> {
+    use minispod_gateway::catalog::{
+        ServiceProtocol,
+        input::{CreateCategoryInput, CreatePlanInput, CreateServiceInput},
+        service as catalog,
+    };
+    let cat = catalog::create_category(
+        state,
+        CreateCategoryInput { name: "Bench".into(), slug: "bench".into(), description: None, sort_order: 0 },
+    )
+    .await?;
+    let svc = catalog::create_service(
+        state,
+        CreateServiceInput {
+            category_id: async_graphql::ID(cat.id.to_string()),
+            name: "Bench app".into(),
+            slug: "bench-app".into(),
+            description: None,
+            long_description: None,
+            icon: None,
+            version: "1".into(),
+            docker_image: "nginx:1".into(),
+            default_port: 80,
+            env_template: None,
+            tags: vec![],
+            documentation: None,
+            is_active: true,
+            is_public: true,
+            is_featured: false,
+            sort_order: 0,
+            data_path: data_path.map(Into::into),
+            protocol: ServiceProtocol::Http,
+            health_path: health_path.map(Into::into),
+        },
+    )
+    .await?;
+    let plan = catalog::create_plan(
+        state,
+        svc.id,
+        CreatePlanInput {
+            name: format!("{plan_type:?}"),
+            plan_type,
+            description: None,
+            monthly_price,
+            cpu_milli: 250,
+            memory_mb: 256,
+            storage_gb: 1,
+            bandwidth_gb: 10,
+            total_quota: 1_000_000,
+            features: vec![],
+            max_instances_per_user: 1,
+            is_active: true,
+            is_popular: false,
+            sort_order: 0,
+        },
+    )
+    .await?;
+    Ok(plan)
+}
