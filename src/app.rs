@@ -79,6 +79,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         catalog_cache,
         cluster: Arc::new(cluster),
         instance_hub,
+        reconcile_pass: Default::default(),
     })
 }
 

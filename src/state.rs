@@ -27,6 +27,9 @@ pub struct AppState {
     pub cluster: Arc<Cluster>,
     /// instanceUpdates fan-out (across replicas on PostgreSQL).
     pub instance_hub: crate::instances::hub::InstanceHub,
+    /// Held while this process runs a reconcile pass (the periodic one and `runBillingJob` may
+    /// overlap); across replicas the PostgreSQL advisory lock decides.
+    pub reconcile_pass: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {

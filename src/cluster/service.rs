@@ -89,7 +89,7 @@ where
 
 /// metrics.k8s.io; `None` when the API is missing (no metrics-server: 404, or 503 while the
 /// APIService is unavailable).
-async fn metrics<T: DeserializeOwned>(client: &kube::Client, path: &str) -> AppResult<Option<Vec<T>>> {
+pub(crate) async fn metrics<T: DeserializeOwned>(client: &kube::Client, path: &str) -> AppResult<Option<Vec<T>>> {
     let req = axum::http::Request::get(path).body(Vec::new()).map_err(AppError::internal)?;
     match client.request::<MetricsList<T>>(req).await {
         Ok(list) => Ok(Some(list.items)),

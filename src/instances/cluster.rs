@@ -134,7 +134,8 @@ pub async fn restart(client: &Client, ns: &str, name: &str, at: chrono::DateTime
         .map_err(|e| ClusterError::from_kube(format!("restarting {name}"), e))
 }
 
-fn instance_selector(instance_id: i64) -> String {
+/// The label selector of one instance's objects and pods.
+pub fn instance_selector(instance_id: i64) -> String {
     format!("{},{}={instance_id}", manifests::managed_selector(), manifests::INSTANCE_ID)
 }
 

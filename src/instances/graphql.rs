@@ -4,8 +4,9 @@ use futures::Stream;
 use sea_orm::EntityTrait;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{InstanceStatus, entity as instance, lifecycle::Action, service};
+use super::{InstanceStatus, entity as instance, lifecycle::Action, live, service};
 use crate::{
+    cluster::{metrics::ResourceUsage, service::parse_tail_lines},
     graphql::ContextExt,
     pagination::{Conn, PageArgs, connection, parse_id},
     subscriptions::{graphql::Subscription, service as subscriptions},
@@ -60,6 +61,17 @@ impl ServiceInstance {
     async fn credentials(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
         let viewer = ctx.auth().viewer()?;
         Ok(service::credentials(ctx.state(), viewer, self.0.id).await?.map(Json))
+    }
+    /// Live CPU and memory of the app from metrics.k8s.io (summed over its pods); null while it
+    /// is stopped, before the metrics server's first sample, or without a metrics server.
+    async fn usage(&self, ctx: &Context<'_>) -> Result<Option<ResourceUsage>> {
+        Ok(live::usage(ctx.state(), &self.0).await?)
+    }
+    /// Owner only: the last `tailLines` (1-5000) lines of the app's log; empty while nothing runs.
+    async fn logs(&self, ctx: &Context<'_>, #[graphql(default = 100)] tail_lines: i32) -> Result<Option<Vec<String>>> {
+        let viewer = ctx.auth().viewer()?;
+        let tail = parse_tail_lines(tail_lines, 1)?;
+        Ok(Some(live::logs(ctx.state(), viewer, self.0.id, tail).await?))
     }
     async fn subscription(&self, ctx: &Context<'_>) -> Result<Subscription> {
         let viewer = ctx.auth().viewer()?;
@@ -129,6 +141,20 @@ pub struct InstanceSubscription;
 
 #[GqlSubscription]
 impl InstanceSubscription {
+    /// Owner only: follows the app's log, one line per event, starting with the last `tailLines`
+    /// (0-5000). It moves to the new pod after a restart and ends when the app stops.
+    async fn instance_logs(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default = 100)] tail_lines: i32,
+    ) -> Result<impl Stream<Item = String> + use<>> {
+        let viewer = ctx.auth().viewer()?;
+        let id = parse_id(&id, "instance")?;
+        let tail = parse_tail_lines(tail_lines, 0)?;
+        Ok(live::follow(ctx.state(), viewer, id, tail).await?)
+    }
+
     /// Every status change of the viewer's own instances (optionally of one subscription).
     async fn instance_updates(
         &self,

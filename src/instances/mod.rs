@@ -6,6 +6,7 @@ pub mod entity;
 pub mod graphql;
 pub mod hub;
 pub mod lifecycle;
+pub mod live;
 pub mod manifests;
 pub mod observe;
 pub mod reconcile;

@@ -1,8 +1,8 @@
 //! One reconcile pass: desired rows against observed objects. It lists each kind once by our
 //! managed-by label (no request per instance), converges every live instance through
 //! `service::converge` (the same code the use cases use), deletes labelled objects that belong
-//! to no live instance, and never touches an object without our label. On PostgreSQL one
-//! replica reconciles at a time (advisory lock).
+//! to no live instance, and never touches an object without our label. One pass runs at a time:
+//! in a process (a mutex) and, on PostgreSQL, across replicas (an advisory lock).
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::DatabaseBackend;
@@ -28,13 +28,16 @@ pub struct PassReport {
     pub failed: usize,
     pub orphans_deleted: usize,
     pub details: Vec<String>,
-    /// Another replica held the lock: this pass did nothing.
+    /// Another pass (here or on another replica) held the lock: this pass did nothing.
     pub skipped: bool,
 }
 
 /// Runs one pass unless another replica is running one.
 #[tracing::instrument(skip_all, err)]
 pub async fn run_once(state: &AppState) -> AppResult<PassReport> {
+    let Ok(_running) = state.reconcile_pass.try_lock() else {
+        return Ok(PassReport { skipped: true, ..Default::default() });
+    };
     if state.db.backend() != DatabaseBackend::Postgres {
         return pass(state).await;
     }

@@ -34,6 +34,16 @@ pub async fn visible(db: &impl ConnectionTrait, viewer: Viewer, id: i64) -> AppR
     }
 }
 
+/// The instance if the viewer owns it. Administrators see every instance, but its secrets and
+/// its app's log (`what`) are the owner's alone: FORBIDDEN for them, NOT_FOUND for anyone else.
+pub async fn owned(db: &impl ConnectionTrait, viewer: Viewer, id: i64, what: &str) -> AppResult<instance::Model> {
+    let inst = visible(db, viewer, id).await?;
+    if !subscriptions::owned(db, viewer.id, inst.subscription_id).await? {
+        return Err(AppError::Forbidden(format!("only the owner can read the {what}")));
+    }
+    Ok(inst)
+}
+
 /// An instance with everything its manifests depend on.
 #[derive(Clone, Debug)]
 pub struct Loaded {
@@ -427,11 +437,8 @@ pub fn on_subscription_change(state: &AppState, subscription_id: i64) {
 /// The generated password of the viewer's own instance (administrators included only when they
 /// own it: credentials are the owner's alone).
 pub async fn credentials(state: &AppState, viewer: Viewer, id: i64) -> AppResult<Option<serde_json::Value>> {
-    let inst = visible(&state.db.conn, viewer, id).await?;
+    let inst = owned(&state.db.conn, viewer, id, "credentials").await?;
     let l = load(&state.db.conn, id).await?.ok_or(AppError::NotFound("instance"))?;
-    if l.user_id != viewer.id {
-        return Err(AppError::Forbidden("only the owner can read the credentials".into()));
-    }
     if !manifests::needs_password(&l.service) {
         return Ok(None);
     }

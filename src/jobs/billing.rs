@@ -72,7 +72,7 @@ pub async fn run(state: &AppState, job: BillingJob) -> AppResult<JobReport> {
             let r = crate::instances::reconcile::run_once(state).await?;
             let mut details = r.details;
             if r.skipped {
-                details.push("another replica is reconciling; nothing done".into());
+                details.push("another reconcile pass is running; nothing done".into());
             }
             Ok(JobReport {
                 processed: r.processed,

@@ -403,7 +403,7 @@ mod cluster_calls {
 
 // ------------------------------------------------------------------ end to end on the fake
 
-mod end_to_end {
+pub(crate) mod end_to_end {
     use std::{sync::Arc, time::Duration};
 
     use minispod_gateway::config::KubeSource;
@@ -414,10 +414,10 @@ mod end_to_end {
         support::{Session, TestApp, TestDb, error_code, fake_k8s_workloads::FakeWorkloads},
     };
 
-    const INSTANCE: &str =
+    pub(crate) const INSTANCE: &str =
         "query($id: ID!) { instance(id: $id) { id status lastError endpoint namespace deploymentName subdomain } }";
 
-    async fn gateway_on(db: Arc<TestDb>, fake: &FakeWorkloads) -> TestApp {
+    pub(crate) async fn gateway_on(db: Arc<TestDb>, fake: &FakeWorkloads) -> TestApp {
         let kubeconfig = fake.kubeconfig.clone();
         TestApp::spawn_on(db, move |c| {
             c.kube.source = KubeSource::Kubeconfig(kubeconfig);
@@ -428,13 +428,13 @@ mod end_to_end {
         .await
     }
 
-    async fn gateway(fake: &FakeWorkloads) -> TestApp {
+    pub(crate) async fn gateway(fake: &FakeWorkloads) -> TestApp {
         let app = gateway_on(Arc::new(TestDb::create().await), fake).await;
         minispod_gateway::seed::seed_catalog(&app.state).await.unwrap();
         app
     }
 
-    async fn plan_id(app: &TestApp, slug: &str, plan_type: &str) -> String {
+    pub(crate) async fn plan_id(app: &TestApp, slug: &str, plan_type: &str) -> String {
         let v = app
             .gql_ok(None, "query($s: String!) { service(slug: $s) { plans { id planType } } }", json!({ "s": slug }))
             .await;
@@ -443,7 +443,7 @@ mod end_to_end {
     }
 
     /// Subscribes and returns (subscription id, instance id).
-    async fn subscribe(app: &TestApp, user: &Session, slug: &str, plan_type: &str) -> (String, String) {
+    pub(crate) async fn subscribe(app: &TestApp, user: &Session, slug: &str, plan_type: &str) -> (String, String) {
         let plan = plan_id(app, slug, plan_type).await;
         let v = app
             .gql_ok(
@@ -456,12 +456,12 @@ mod end_to_end {
         (sub, v["subscribe"]["instances"][0]["id"].as_str().unwrap().to_string())
     }
 
-    async fn instance(app: &TestApp, token: &str, id: &str) -> Value {
+    pub(crate) async fn instance(app: &TestApp, token: &str, id: &str) -> Value {
         app.gql_ok(Some(token), INSTANCE, json!({ "id": id })).await["instance"].clone()
     }
 
     /// Polls until the instance has `status` (a deadline, not a sleep, decides failure).
-    async fn wait_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+    pub(crate) async fn wait_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let i = instance(app, token, id).await;
@@ -473,7 +473,7 @@ mod end_to_end {
         }
     }
 
-    async fn act(app: &TestApp, token: &str, mutation: &str, id: &str) -> Value {
+    pub(crate) async fn act(app: &TestApp, token: &str, mutation: &str, id: &str) -> Value {
         app.gql(
             Some(token),
             &format!("mutation($id: ID!) {{ {mutation}(id: $id) {{ id status lastError }} }}"),
@@ -482,7 +482,7 @@ mod end_to_end {
         .await
     }
 
-    async fn reconcile(app: &TestApp) -> Value {
+    pub(crate) async fn reconcile(app: &TestApp) -> Value {
         let admin = app.login_admin().await;
         app.gql_ok(
             Some(&admin.token),

@@ -9,7 +9,12 @@
 //! - a Deployment controller the test drives: a rollout becomes Available after `ready_delay`,
 //!   or, for images marked failing, ProgressDeadlineExceeded with ImagePullBackOff pods; rollouts
 //!   can be held;
-//! - a bearer token is required, and `set_unavailable(true)` answers 503 and cuts every watch.
+//! - a bearer token is required, and `set_unavailable(true)` answers 503 and cuts every watch;
+//! - pod logs: each running pod logs "<pod> started", tests append lines; `tailLines`,
+//!   `follow` (ends when the pod is deleted) and a container name the pod must have;
+//! - metrics.k8s.io pod metrics (namespaced, label selectors) for running pods a test gave usage;
+//!   `set_metrics_available(false)` answers 404 as a cluster without metrics-server does;
+//! - `gate_lists` holds list requests of one kind, so a test can catch a pass in the middle.
 //!
 //! Simplification: apply merges the sent object into the stored one (objects merged, arrays
 //! replaced) instead of tracking field ownership, so a field the gateway stops sending stays.
@@ -90,12 +95,22 @@ struct Store {
     rollouts: HashMap<(String, String), Instant>,
     requests: Vec<Request>,
     seq: u64,
+    /// Log lines per (namespace, pod).
+    logs: HashMap<(String, String), Vec<String>>,
+    /// (cpu, memory) quantities per (namespace, pod), served by metrics.k8s.io.
+    usage: HashMap<(String, String), (String, String)>,
+    metrics_available: bool,
 }
 
 struct Shared {
     store: Mutex<Store>,
     events: broadcast::Sender<Event>,
     down: watch::Sender<bool>,
+    /// New log lines: (namespace, pod, line).
+    log_lines: broadcast::Sender<(String, String, String)>,
+    /// List requests of this plural wait while it is set.
+    list_gate: watch::Sender<Option<String>>,
+    lists_waiting: std::sync::atomic::AtomicUsize,
 }
 
 pub struct FakeWorkloads {
@@ -129,9 +144,15 @@ impl FakeWorkloads {
                 rollouts: HashMap::new(),
                 requests: Vec::new(),
                 seq: 0,
+                logs: HashMap::new(),
+                usage: HashMap::new(),
+                metrics_available: true,
             }),
             events: broadcast::channel(65_536).0,
             down: watch::channel(false).0,
+            log_lines: broadcast::channel(4_096).0,
+            list_gate: watch::channel(None).0,
+            lists_waiting: Default::default(),
         });
         for ns in ["default", "kube-system"] {
             shared.write(("namespaces".into(), String::new(), ns.into()), namespace_object(ns));
@@ -189,6 +210,46 @@ impl FakeWorkloads {
     /// Deletes an object as another client would (drift).
     pub fn remove(&self, plural: &str, ns: &str, name: &str) -> bool {
         self.shared.delete(&(plural.into(), ns.into(), name.into()))
+    }
+
+    /// The app in `pod` writes a line to its log.
+    pub fn append_log(&self, ns: &str, pod: &str, line: &str) {
+        let mut s = self.shared.store.lock().unwrap();
+        s.logs.entry((ns.into(), pod.into())).or_default().push(line.into());
+        let _ = self.shared.log_lines.send((ns.into(), pod.into(), line.into()));
+    }
+
+    /// What metrics-server reports for a pod (e.g. "250m", "64Mi").
+    pub fn set_pod_usage(&self, ns: &str, pod: &str, cpu: &str, memory: &str) {
+        self.shared.store.lock().unwrap().usage.insert((ns.into(), pod.into()), (cpu.into(), memory.into()));
+    }
+
+    /// Without metrics-server the metrics.k8s.io API answers 404.
+    pub fn set_metrics_available(&self, available: bool) {
+        self.shared.store.lock().unwrap().metrics_available = available;
+    }
+
+    /// Holds list requests (not watches) of `plural` until `release_lists`.
+    pub fn gate_lists(&self, plural: &str) {
+        self.shared.list_gate.send_replace(Some(plural.into()));
+    }
+
+    pub fn release_lists(&self) {
+        self.shared.list_gate.send_replace(None);
+    }
+
+    /// List requests held by the gate right now.
+    pub fn lists_waiting(&self) -> usize {
+        self.shared.lists_waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The names of the pods in a namespace, oldest first.
+    pub fn pod_names(&self, ns: &str) -> Vec<String> {
+        let s = self.shared.store.lock().unwrap();
+        let mut pods: Vec<&Value> =
+            s.objects.iter().filter(|((p, n, _), _)| p == "pods" && n == ns).map(|(_, v)| v).collect();
+        pods.sort_by_key(|p| p["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok()));
+        pods.iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect()
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -255,6 +316,10 @@ fn delete_locked(s: &mut Store, shared: &Shared, key: &Key) -> bool {
     let Some(mut object) = s.objects.remove(key) else {
         return false;
     };
+    if key.0 == "pods" {
+        s.logs.remove(&(key.1.clone(), key.2.clone()));
+        s.usage.remove(&(key.1.clone(), key.2.clone()));
+    }
     s.rv += 1;
     object["metadata"]["resourceVersion"] = json!(s.rv.to_string());
     let event = Event { rv: s.rv, plural: key.0.clone(), namespace: key.1.clone(), kind: "DELETED", object };
@@ -368,6 +433,9 @@ fn set_pods(s: &mut Store, shared: &Shared, key: &Key, state: &str, reason: &str
                 "conditions": [{ "type": "Ready", "status": if running { "True" } else { "False" } }],
                 "containerStatuses": containers }
         });
+        if running {
+            s.logs.insert((key.1.clone(), name.clone()), vec![format!("{name} started")]);
+        }
         let pkey: Key = ("pods".into(), key.1.clone(), name);
         s.objects.insert(pkey.clone(), pod.clone());
         let event = Event { rv: s.rv, plural: "pods".into(), namespace: key.1.clone(), kind: "ADDED", object: pod };
@@ -590,6 +658,9 @@ async fn handle(
             json!({ "major": "1", "minor": "37", "gitVersion": "v1.37.0-fake", "platform": "linux/amd64" }),
         );
     }
+    if let Some(rest) = uri.path().strip_prefix("/apis/metrics.k8s.io/v1beta1/") {
+        return pod_metrics(&shared, rest, &query_map(&query));
+    }
     let Some(t) = parse_path(uri.path()) else {
         return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource");
     };
@@ -599,7 +670,10 @@ async fn handle(
         (Method::GET, None, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch_stream(shared, t, q)
         }
-        (Method::GET, None, None) => list(&shared, &t, &q),
+        (Method::GET, None, None) => {
+            wait_for_gate(&shared, t.plural).await;
+            list(&shared, &t, &q)
+        }
         (Method::POST, None, None) => create(&shared, &t, &body),
         (Method::GET, Some(name), None) => get(&shared, &t, name),
         (Method::PATCH, Some(name), None) => patch(&shared, &t, name, &content_type, &q, &body),
@@ -610,7 +684,9 @@ async fn handle(
         (Method::PATCH, Some(name), Some(sub)) if sub == "scale" && t.plural == "deployments" => {
             scale_patch(&shared, &t, name, &content_type, &body)
         }
-        (Method::GET, Some(name), Some(sub)) if sub == "log" && t.plural == "pods" => pod_log(&shared, &t, name),
+        (Method::GET, Some(name), Some(sub)) if sub == "log" && t.plural == "pods" => {
+            pod_log(shared.clone(), &t, name, &q)
+        }
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -850,11 +926,127 @@ fn scale_patch(shared: &Shared, t: &Target, name: &str, content_type: &str, body
     json_response(StatusCode::OK, scale_object(&d))
 }
 
-fn pod_log(shared: &Shared, t: &Target, name: &str) -> Response {
-    match shared.store.lock().unwrap().objects.get(&key(t, name)) {
-        Some(p) => format!("{} started\n", p["metadata"]["name"].as_str().unwrap_or_default()).into_response(),
-        None => not_found(t, name),
+async fn wait_for_gate(shared: &Shared, plural: &str) {
+    let mut gate = shared.list_gate.subscribe();
+    if gate.borrow().as_deref() != Some(plural) {
+        return;
     }
+    shared.lists_waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let _ = gate.wait_for(|g| g.as_deref() != Some(plural)).await;
+    shared.lists_waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// `GET …/pods/<name>/log`: `container` must be one of the pod's (and is required when it has
+/// several), `tailLines` keeps the last lines, `follow` streams new lines until the pod is deleted.
+fn pod_log(shared: Arc<Shared>, t: &Target, name: &str, q: &HashMap<String, String>) -> Response {
+    let ns = t.namespace.clone().unwrap_or_default();
+    let (backlog, mut lines, mut events) = {
+        let s = shared.store.lock().unwrap();
+        let Some(pod) = s.objects.get(&key(t, name)) else {
+            return not_found(t, name);
+        };
+        let containers: Vec<&str> =
+            pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+        match q.get("container") {
+            Some(c) if !containers.contains(&c.as_str()) => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("container {c} is not valid for pod {name}"),
+                );
+            }
+            None if containers.len() > 1 => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("a container name must be specified for pod {name}, choose one of: {containers:?}"),
+                );
+            }
+            _ => {}
+        }
+        if pod["status"]["phase"] != "Running" {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("container \"{}\" in pod \"{name}\" is waiting to start", containers.first().unwrap_or(&"")),
+            );
+        }
+        let all = s.logs.get(&(ns.clone(), name.to_string())).cloned().unwrap_or_default();
+        let tail: usize = q.get("tailLines").and_then(|v| v.parse().ok()).unwrap_or(all.len());
+        let backlog = all[all.len().saturating_sub(tail)..].to_vec();
+        // Subscribed under the lock that read the backlog: no line falls between.
+        (backlog, shared.log_lines.subscribe(), shared.events.subscribe())
+    };
+    let text: String = backlog.iter().map(|l| format!("{l}\n")).collect();
+    if q.get("follow").is_none_or(|f| f != "true") {
+        return text.into_response();
+    }
+    let pod = name.to_string();
+    let mut down = shared.down.subscribe();
+    let stream = async_stream::stream! {
+        if !text.is_empty() {
+            yield Ok::<_, std::io::Error>(text);
+        }
+        loop {
+            tokio::select! {
+                l = lines.recv() => match l {
+                    Ok((n, p, line)) if n == ns && p == pod => yield Ok(format!("{line}\n")),
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+                e = events.recv() => match e {
+                    Ok(e) if e.kind == "DELETED" && e.plural == "pods" && e.namespace == ns
+                        && e.object["metadata"]["name"] == pod.as_str() => break,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = down.changed() => if *down.borrow() { break },
+            }
+        }
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/plain")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// `GET /apis/metrics.k8s.io/v1beta1/namespaces/<ns>/pods`: running pods with usage.
+fn pod_metrics(shared: &Shared, rest: &str, q: &HashMap<String, String>) -> Response {
+    let s = shared.store.lock().unwrap();
+    if !s.metrics_available {
+        return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource");
+    }
+    let seg: Vec<&str> = rest.split('/').collect();
+    let ns = match seg.as_slice() {
+        ["namespaces", ns, "pods"] => Some(ns.to_string()),
+        ["pods"] => None,
+        _ => return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource"),
+    };
+    let selector = q.get("labelSelector").cloned().unwrap_or_default();
+    let mut items = Vec::new();
+    for ((p, pns, name), v) in &s.objects {
+        if p != "pods" || ns.as_ref().is_some_and(|n| n != pns) || v["status"]["phase"] != "Running" {
+            continue;
+        }
+        match selector_matches(&v["metadata"]["labels"], &selector) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", &e),
+        }
+        let Some((cpu, memory)) = s.usage.get(&(pns.clone(), name.clone())) else { continue };
+        let container = v["spec"]["containers"][0]["name"].clone();
+        items.push(json!({
+            "metadata": { "name": name, "namespace": pns, "labels": v["metadata"]["labels"] },
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "window": "15s",
+            "containers": [{ "name": container, "usage": { "cpu": cpu, "memory": memory } }]
+        }));
+    }
+    json_response(
+        StatusCode::OK,
+        json!({ "kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items }),
+    )
 }
 
 fn watch_stream(shared: Arc<Shared>, t: Target, q: HashMap<String, String>) -> Response {
