@@ -27,6 +27,8 @@ pub struct AppState {
     pub cluster: Arc<Cluster>,
     /// instanceUpdates fan-out (across replicas on PostgreSQL).
     pub instance_hub: crate::instances::hub::InstanceHub,
+    /// Registered APQ documents and the persisted query manifest.
+    pub persisted: Arc<crate::graphql::persisted::PersistedQueries>,
 }
 
 impl AppState {

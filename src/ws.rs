@@ -119,6 +119,8 @@ struct SessionState {
     user: Option<(auth::Viewer, i64)>,
     /// The viewer as last checked; the executor gives it to each operation.
     current: Option<Auth>,
+    /// `connection_init` carried a token that cannot be used.
+    refused: Option<crate::error::TokenProblem>,
     _slot: Option<ConnectionSlot>,
 }
 
@@ -380,6 +382,12 @@ async fn serve(socket: WebSocket, state: AppState, schema: AppSchema, protocol: 
         }
         break Some((4403, format!("Forbidden: {}", revoked.message)));
     };
+    // A refused token closes with 4403 on both protocols (graphql-transport-ws would get
+    // async-graphql's 1002, the legacy protocol a `connection_error` and no close code).
+    let close = match session.with(|s| s.refused) {
+        Some(problem) => Some((4403, format!("Forbidden: {}", problem.message()))),
+        None => close,
+    };
     if let Some((code, reason)) = close {
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
     }
@@ -438,8 +446,10 @@ async fn ws_init(
         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
         .map(str::to_string);
     let (auth, expires_at) = auth::authenticate_until(&state, header.as_deref()).await?;
-    if matches!(auth, Auth::Invalid) {
-        return Err(async_graphql::Error::new("invalid or expired access token"));
+    if let Auth::Invalid(problem) = auth {
+        // The handler would close with 1002 (protocol error); the loop closes with 4403.
+        session.with(|s| s.refused = Some(problem));
+        return Err(crate::error::AppError::InvalidToken(problem).into());
     }
     let mut slot = None;
     if let (Auth::User(viewer), Some(expires_at)) = (&auth, expires_at) {

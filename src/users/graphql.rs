@@ -74,10 +74,12 @@ pub struct UserQuery;
 
 #[Object]
 impl UserQuery {
-    /// The signed-in user; null without a valid token.
+    /// The signed-in user; null without a token (anonymous). A token that cannot be used gives
+    /// null and UNAUTHENTICATED with `extensions.reason` (expired, invalid or revoked).
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Ok(viewer) = ctx.auth().viewer() else {
-            return Ok(None);
+        let viewer = match ctx.auth() {
+            crate::auth::Auth::Anonymous => return Ok(None),
+            auth => auth.viewer()?,
         };
         Ok(service::find(&ctx.state().db.conn, viewer.id).await?.map(User))
     }
