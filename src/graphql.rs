@@ -376,6 +376,20 @@ async fn execute(
     }
 }
 
+/// Persisted-query resolution for WebSocket operations (HTTP does it in `execute`, before the
+/// catalog cache): fills in the document, and registers it once it passed the document limits.
+pub(crate) fn resolve_persisted(
+    state: &AppState,
+    mut req: async_graphql::Request,
+    admin: bool,
+) -> Result<async_graphql::Request, ServerError> {
+    if let persisted::Resolved::Register(hash) = state.persisted.resolve(&mut req, admin).map_err(app_error)? {
+        DocumentLimits::from_config(&state.config.graphql).check(&mut req)?;
+        state.persisted.register(hash, &req.query);
+    }
+    Ok(req)
+}
+
 fn json_body(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -36,7 +36,7 @@ use crate::auth::revocations::Revocation;
 use crate::{
     auth::{self, Auth},
     cluster::fanout::ConnectionFanout,
-    graphql::{AppSchema, ClientIp, check_nesting},
+    graphql::{AppSchema, ClientIp, check_nesting, resolve_persisted},
     state::AppState,
 };
 
@@ -413,7 +413,15 @@ struct WsExecutor {
 
 impl Executor for WsExecutor {
     fn execute(&self, request: async_graphql::Request) -> impl Future<Output = async_graphql::Response> + Send {
-        Executor::execute(&self.schema, request)
+        let is_admin = self.session.with(|s| s.current.as_ref().is_some_and(|a| a.admin().is_ok()));
+        let resolved = resolve_persisted(&self.state, request, is_admin);
+        let schema = self.schema.clone();
+        async move {
+            match resolved {
+                Ok(request) => Executor::execute(&schema, request).await,
+                Err(e) => async_graphql::Response::from_errors(vec![e]),
+            }
+        }
     }
 
     fn execute_stream(
@@ -423,7 +431,10 @@ impl Executor for WsExecutor {
     ) -> BoxStream<'static, async_graphql::Response> {
         let auth = self.session.with(|s| s.current.clone()).unwrap_or(Auth::Anonymous);
         let is_admin = auth.admin().is_ok();
-        let request = request.data(auth);
+        let request = match resolve_persisted(&self.state, request, is_admin) {
+            Ok(request) => request.data(auth),
+            Err(e) => return futures::stream::once(async move { async_graphql::Response::from_errors(vec![e]) }).boxed(),
+        };
         // Sharing parses the document first: never one the parser must not see.
         let shareable = is_admin && check_nesting(&request.query, self.state.config.graphql.max_depth).is_ok();
         let schema = self.schema.clone();

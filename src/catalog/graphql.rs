@@ -128,15 +128,15 @@ impl Service {
         Ok(self.active_plans(ctx).await?.iter().map(|p| p.monthly_price).min())
     }
 
-    /// Admin only.
-    async fn docker_image(&self, ctx: &Context<'_>) -> Result<&str> {
+    /// Admin only (null and FORBIDDEN for others).
+    async fn docker_image(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         ctx.auth().admin()?;
-        Ok(&self.model.docker_image)
+        Ok(Some(&self.model.docker_image))
     }
-    /// Admin only.
-    async fn default_port(&self, ctx: &Context<'_>) -> Result<i32> {
+    /// Admin only (null and FORBIDDEN for others).
+    async fn default_port(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
         ctx.auth().admin()?;
-        Ok(self.model.default_port)
+        Ok(Some(self.model.default_port))
     }
     /// Admin only.
     async fn env_template(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
@@ -153,24 +153,26 @@ impl Service {
         ctx.auth().admin()?;
         Ok(self.model.health_path.as_deref())
     }
-    /// Admin only.
-    async fn is_active(&self, ctx: &Context<'_>) -> Result<bool> {
+    /// Admin only (null and FORBIDDEN for others).
+    async fn is_active(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
         ctx.auth().admin()?;
-        Ok(self.model.is_active)
+        Ok(Some(self.model.is_active))
     }
-    /// Admin only.
-    async fn is_public(&self, ctx: &Context<'_>) -> Result<bool> {
+    /// Admin only (null and FORBIDDEN for others).
+    async fn is_public(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
         ctx.auth().admin()?;
-        Ok(self.model.is_public)
+        Ok(Some(self.model.is_public))
     }
-    /// Admin only: every plan, including inactive ones.
-    async fn all_plans(&self, ctx: &Context<'_>) -> Result<Vec<ServicePlan>> {
+    /// Admin only (null and FORBIDDEN for others): every plan, including inactive ones.
+    async fn all_plans(&self, ctx: &Context<'_>) -> Result<Option<Vec<ServicePlan>>> {
         ctx.auth().admin()?;
-        Ok(catalog::all_plans_of(&ctx.state().db.conn, self.model.id)
-            .await?
-            .into_iter()
-            .map(ServicePlan::from)
-            .collect())
+        Ok(Some(
+            catalog::all_plans_of(&ctx.state().db.conn, self.model.id)
+                .await?
+                .into_iter()
+                .map(ServicePlan::from)
+                .collect(),
+        ))
     }
 }
 
@@ -244,10 +246,10 @@ impl ServicePlan {
         let s = loader(ctx).load_one(ServiceId(self.model.service_id)).await.map_err(AppError::from)?;
         Ok(Service::from(s.ok_or(AppError::NotFound("service"))?))
     }
-    /// Admin only.
-    async fn is_active(&self, ctx: &Context<'_>) -> Result<bool> {
+    /// Admin only (null and FORBIDDEN for others).
+    async fn is_active(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
         ctx.auth().admin()?;
-        Ok(self.model.is_active)
+        Ok(Some(self.model.is_active))
     }
 }
 

@@ -35,16 +35,20 @@ impl User {
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.created_at
     }
-    /// Owner or administrator only.
-    async fn wallet(&self, ctx: &Context<'_>) -> Result<crate::billing::graphql::Wallet> {
+    /// Owner or administrator only (null and FORBIDDEN for others).
+    async fn wallet(&self, ctx: &Context<'_>) -> Result<Option<crate::billing::graphql::Wallet>> {
         self.owner_or_admin(ctx, "a wallet")?;
-        Ok(crate::billing::graphql::Wallet(self.0.clone()))
+        Ok(Some(crate::billing::graphql::Wallet(self.0.clone())))
     }
-    /// Owner or administrator only; newest first.
-    async fn subscriptions(&self, ctx: &Context<'_>, status: Option<SubscriptionStatus>) -> Result<Vec<Subscription>> {
+    /// Owner or administrator only (null and FORBIDDEN for others); newest first.
+    async fn subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<SubscriptionStatus>,
+    ) -> Result<Option<Vec<Subscription>>> {
         self.owner_or_admin(ctx, "subscriptions")?;
         let rows = crate::subscriptions::service::list_own(&ctx.state().db.conn, self.0.id, status).await?;
-        Ok(rows.into_iter().map(Subscription).collect())
+        Ok(Some(rows.into_iter().map(Subscription).collect()))
     }
 }
 
