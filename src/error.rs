@@ -168,9 +168,16 @@ impl AppError {
     /// GraphQL endpoint and every transport refusal answer, so clients parse one format.
     pub fn into_graphql_response(self) -> axum::response::Response {
         let status = self.status();
-        let err: async_graphql::Error = self.into();
-        let body = async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]);
+        let body = async_graphql::Response::from_errors(vec![self.into_server_error()]);
         (status, axum::Json(body)).into_response()
+    }
+
+    /// A request-level GraphQL error: no locations or path (nothing in the document caused it).
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        let err: async_graphql::Error = self.into();
+        let mut err = err.into_server_error(Default::default());
+        err.locations.clear();
+        err
     }
 
     pub fn transport(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {

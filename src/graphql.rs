@@ -290,9 +290,6 @@ impl Answer {
     }
 }
 
-fn app_error(e: crate::error::AppError) -> ServerError {
-    async_graphql::Error::from(e).into_server_error(Default::default())
-}
 
 /// Who is asking and from where: decided once per HTTP request (a batch shares it).
 struct Caller {
@@ -322,7 +319,7 @@ async fn execute(
     let is_admin = auth.viewer().is_ok_and(|v| v.is_admin());
     let register = match state.persisted.resolve(&mut req, is_admin) {
         Ok(r) => r,
-        Err(e) => return Answer::refused(app_error(e)),
+        Err(e) => return Answer::refused(e.into_server_error()),
     };
     // Cached catalog answers are found before any parsing, by a hash of the normalised request:
     // only requests that passed every check below and read nothing but the public catalog were
@@ -383,7 +380,7 @@ pub(crate) fn resolve_persisted(
     mut req: async_graphql::Request,
     admin: bool,
 ) -> Result<async_graphql::Request, ServerError> {
-    if let persisted::Resolved::Register(hash) = state.persisted.resolve(&mut req, admin).map_err(app_error)? {
+    if let persisted::Resolved::Register(hash) = state.persisted.resolve(&mut req, admin).map_err(crate::error::AppError::into_server_error)? {
         DocumentLimits::from_config(&state.config.graphql).check(&mut req)?;
         state.persisted.register(hash, &req.query);
     }

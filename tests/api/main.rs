@@ -19,6 +19,7 @@ mod provisioning;
 mod subscriptions;
 mod topup_amounts;
 mod topups;
+mod transport;
 mod users;
 mod wallet;
 mod wallet_updates;
