@@ -64,6 +64,11 @@ pub trait ContextExt {
     fn state(&self) -> &AppState;
     fn auth(&self) -> &Auth;
     fn client_ip(&self) -> Option<&str>;
+    /// For fields of shared objects that only some viewers may read: the value when `check`
+    /// passes, else `null` plus the refusal in `errors` with the field's path, as the spec has
+    /// a nullable field fail. (Returning the error instead makes async-graphql drop the field
+    /// from its object, which Apollo reports as a missing field.)
+    fn null_unless<T>(&self, check: crate::error::AppResult<T>) -> Option<T>;
 }
 
 impl ContextExt for Context<'_> {
@@ -76,6 +81,16 @@ impl ContextExt for Context<'_> {
     }
     fn client_ip(&self) -> Option<&str> {
         self.data_opt::<ClientIp>().and_then(|c| c.0.as_deref())
+    }
+    fn null_unless<T>(&self, check: crate::error::AppResult<T>) -> Option<T> {
+        match check {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let err = async_graphql::Error::from(e).into_server_error(self.item.pos);
+                self.add_error(self.set_error_path(err));
+                None
+            }
+        }
     }
 }
 

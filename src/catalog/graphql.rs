@@ -129,14 +129,12 @@ impl Service {
     }
 
     /// Admin only (null and FORBIDDEN for others).
-    async fn docker_image(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        ctx.auth().admin()?;
-        Ok(Some(&self.model.docker_image))
+    async fn docker_image(&self, ctx: &Context<'_>) -> Option<&str> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.docker_image.as_str())
     }
     /// Admin only (null and FORBIDDEN for others).
-    async fn default_port(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
-        ctx.auth().admin()?;
-        Ok(Some(self.model.default_port))
+    async fn default_port(&self, ctx: &Context<'_>) -> Option<i32> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.default_port)
     }
     /// Admin only.
     async fn env_template(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
@@ -154,18 +152,18 @@ impl Service {
         Ok(self.model.health_path.as_deref())
     }
     /// Admin only (null and FORBIDDEN for others).
-    async fn is_active(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
-        ctx.auth().admin()?;
-        Ok(Some(self.model.is_active))
+    async fn is_active(&self, ctx: &Context<'_>) -> Option<bool> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.is_active)
     }
     /// Admin only (null and FORBIDDEN for others).
-    async fn is_public(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
-        ctx.auth().admin()?;
-        Ok(Some(self.model.is_public))
+    async fn is_public(&self, ctx: &Context<'_>) -> Option<bool> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.is_public)
     }
     /// Admin only (null and FORBIDDEN for others): every plan, including inactive ones.
     async fn all_plans(&self, ctx: &Context<'_>) -> Result<Option<Vec<ServicePlan>>> {
-        ctx.auth().admin()?;
+        if ctx.null_unless(ctx.auth().admin()).is_none() {
+            return Ok(None);
+        }
         Ok(Some(
             catalog::all_plans_of(&ctx.state().db.conn, self.model.id)
                 .await?
@@ -247,9 +245,8 @@ impl ServicePlan {
         Ok(Service::from(s.ok_or(AppError::NotFound("service"))?))
     }
     /// Admin only (null and FORBIDDEN for others).
-    async fn is_active(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
-        ctx.auth().admin()?;
-        Ok(Some(self.model.is_active))
+    async fn is_active(&self, ctx: &Context<'_>) -> Option<bool> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.is_active)
     }
 }
 

@@ -36,9 +36,8 @@ impl User {
         self.0.created_at
     }
     /// Owner or administrator only (null and FORBIDDEN for others).
-    async fn wallet(&self, ctx: &Context<'_>) -> Result<Option<crate::billing::graphql::Wallet>> {
-        self.owner_or_admin(ctx, "a wallet")?;
-        Ok(Some(crate::billing::graphql::Wallet(self.0.clone())))
+    async fn wallet(&self, ctx: &Context<'_>) -> Option<crate::billing::graphql::Wallet> {
+        ctx.null_unless(self.owner_or_admin(ctx, "a wallet")).map(|_| crate::billing::graphql::Wallet(self.0.clone()))
     }
     /// Owner or administrator only (null and FORBIDDEN for others); newest first.
     async fn subscriptions(
@@ -46,7 +45,9 @@ impl User {
         ctx: &Context<'_>,
         status: Option<SubscriptionStatus>,
     ) -> Result<Option<Vec<Subscription>>> {
-        self.owner_or_admin(ctx, "subscriptions")?;
+        if ctx.null_unless(self.owner_or_admin(ctx, "subscriptions")).is_none() {
+            return Ok(None);
+        }
         let rows = crate::subscriptions::service::list_own(&ctx.state().db.conn, self.0.id, status).await?;
         Ok(Some(rows.into_iter().map(Subscription).collect()))
     }
@@ -83,7 +84,10 @@ impl UserQuery {
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let viewer = match ctx.auth() {
             crate::auth::Auth::Anonymous => return Ok(None),
-            auth => auth.viewer()?,
+            auth => match ctx.null_unless(auth.viewer()) {
+                Some(viewer) => viewer,
+                None => return Ok(None),
+            },
         };
         Ok(service::find(&ctx.state().db.conn, viewer.id).await?.map(User))
     }

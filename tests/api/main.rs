@@ -8,6 +8,7 @@ mod auth;
 mod billing_jobs;
 mod catalog;
 mod catalog_cache;
+mod clients;
 mod cluster;
 mod document_limits;
 mod foundation;
