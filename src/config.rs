@@ -619,7 +619,10 @@ fn read_transport(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Resu
             "apq" => PersistedMode::Apq,
             "only" => PersistedMode::Only,
             _ => {
-                return Err(ConfigError { var: "MINISPOD_PERSISTED_QUERIES", reason: "must be off, apq or only".into() });
+                return Err(ConfigError {
+                    var: "MINISPOD_PERSISTED_QUERIES",
+                    reason: "must be off, apq or only".into(),
+                });
             }
         };
     }
@@ -654,7 +657,8 @@ fn cors_origins(v: &str) -> Result<Vec<String>, ConfigError> {
         .into_iter()
         .map(|item| {
             let origin = item.strip_suffix('/').unwrap_or(item).to_ascii_lowercase();
-            let bad = || ConfigError { var, reason: format!("{item:?} is not an origin such as https://app.example.com") };
+            let bad =
+                || ConfigError { var, reason: format!("{item:?} is not an origin such as https://app.example.com") };
             let (scheme, rest) = origin.split_once("://").ok_or_else(bad)?;
             // `[v6]` or a name/IPv4 address, then an optional `:port`.
             let (host_ok, port) = match rest.strip_prefix('[') {

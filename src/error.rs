@@ -1,8 +1,8 @@
 //! The one error type. Every failure a client can see is an `AppError`, and this file is the only
 //! place that decides its `extensions.code`, its HTTP status and what is safe to say.
 use async_graphql::ErrorExtensions;
-use axum::response::IntoResponse as _;
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use sea_orm::{DbErr, SqlErr};
 
 #[derive(Debug, thiserror::Error)]

@@ -298,13 +298,14 @@ impl Answer {
                 Ok(body) => body.into(),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot serialise a GraphQL response");
-                    bytes::Bytes::from_static(br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#)
+                    bytes::Bytes::from_static(
+                        br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#,
+                    )
                 }
             },
         }
     }
 }
-
 
 /// Who is asking and from where: decided once per HTTP request (a batch shares it).
 struct Caller {
@@ -395,7 +396,9 @@ pub(crate) fn resolve_persisted(
     mut req: async_graphql::Request,
     admin: bool,
 ) -> Result<async_graphql::Request, ServerError> {
-    if let persisted::Resolved::Register(hash) = state.persisted.resolve(&mut req, admin).map_err(crate::error::AppError::into_server_error)? {
+    if let persisted::Resolved::Register(hash) =
+        state.persisted.resolve(&mut req, admin).map_err(crate::error::AppError::into_server_error)?
+    {
         DocumentLimits::from_config(&state.config.graphql).check(&mut req)?;
         state.persisted.register(hash, &req.query);
     }
@@ -424,7 +427,9 @@ pub async fn graphql_post(
         Err(resp) => return resp,
     };
     match operations {
-        transport::Operations::Single(op) => json_body(execute(&state, &schema, &caller, op, false).await.into_bytes()),
+        transport::Operations::Single(op) => {
+            json_body(execute(&state, &schema, &caller, *op, false).await.into_bytes())
+        }
         transport::Operations::Batch(ops) => {
             let mut body = Vec::from(&b"["[..]);
             for (i, op) in ops.into_iter().enumerate() {
@@ -494,7 +499,6 @@ pub async fn graphiql() -> impl IntoResponse {
         .finish();
     Html(page.replacen("ReactDOM.createRoot(", GRAPHIQL_WS_HEADERS.trim_start(), 1))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -433,7 +433,9 @@ impl Executor for WsExecutor {
         let is_admin = auth.admin().is_ok();
         let request = match resolve_persisted(&self.state, request, is_admin) {
             Ok(request) => request.data(auth),
-            Err(e) => return futures::stream::once(async move { async_graphql::Response::from_errors(vec![e]) }).boxed(),
+            Err(e) => {
+                return futures::stream::once(async move { async_graphql::Response::from_errors(vec![e]) }).boxed();
+            }
         };
         // Sharing parses the document first: never one the parser must not see.
         let shareable = is_admin && check_nesting(&request.query, self.state.config.graphql.max_depth).is_ok();

@@ -14,7 +14,7 @@ use crate::error::AppError;
 
 /// What a POST carried.
 pub enum Operations {
-    Single(async_graphql::Request),
+    Single(Box<async_graphql::Request>),
     Batch(Vec<async_graphql::Request>),
 }
 
@@ -60,7 +60,7 @@ pub async fn read_post(req: Request, max_batch: usize) -> Result<Operations, App
         return Ok(Operations::Batch(batch));
     }
     serde_json::from_slice(&body)
-        .map(Operations::Single)
+        .map(|op| Operations::Single(Box::new(op)))
         .map_err(|e| bad_request(format!("invalid GraphQL request body: {e}")))
 }
 

@@ -72,7 +72,8 @@ async fn apollo_client_and_graphql_ws_work_against_the_gateway() {
                 // The script's subscription is open: once the server registered it, cause the event.
                 "SUBSCRIBED" => {
                     subscribed(&app, 1).await;
-                    let adjust = "mutation($u: ID!) { adjustCredit(userId: $u, amount: 5000, reason: \"gift\") { id } }";
+                    let adjust =
+                        "mutation($u: ID!) { adjustCredit(userId: $u, amount: 5000, reason: \"gift\") { id } }";
                     app.gql_ok(Some(&admin.token), adjust, json!({ "u": s.user_id })).await;
                 }
                 "OK" => ok = true,

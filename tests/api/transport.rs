@@ -68,7 +68,8 @@ async fn every_transport_refusal_is_graphql_json_with_a_code() {
     let (status, v) = app.post_raw("text/plain", r#"{"query":"{ __typename }"}"#).await;
     assert_eq!(status, 415);
     assert_error(&v, "BAD_REQUEST");
-    let (status, v) = app.post_raw("application/json", format!(r#"{{"query":"{{ __typename }} #{}"}}"#, "x".repeat(5000))).await;
+    let (status, v) =
+        app.post_raw("application/json", format!(r#"{{"query":"{{ __typename }} #{}"}}"#, "x".repeat(5000))).await;
     assert_eq!(status, 413);
     assert_error(&v, "PAYLOAD_TOO_LARGE");
     let (status, v) = app.post_raw("application/json", "[]").await;
@@ -251,7 +252,8 @@ async fn a_token_that_cannot_be_used_says_why_and_anonymous_me_is_null() {
     let s = app.register("Budi").await;
     let me = "{ me { email } }";
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({ "sub": s.user_id, "role": "USER", "iat": now - 7200, "exp": now - 3600, "jti": "x", "ver": 0 });
+    let claims =
+        json!({ "sub": s.user_id, "role": "USER", "iat": now - 7200, "exp": now - 3600, "jti": "x", "ver": 0 });
     let expired = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
@@ -290,7 +292,13 @@ async fn a_token_that_cannot_be_used_says_why_and_anonymous_me_is_null() {
             Init::Acked(_) => panic!("{protocol}: an expired token must not be acknowledged"),
         }
     }
-    match WsClient::connect(&app.ws_url(), "graphql-transport-ws", json!({ "Authorization": format!("Bearer {}", s.token) })).await {
+    match WsClient::connect(
+        &app.ws_url(),
+        "graphql-transport-ws",
+        json!({ "Authorization": format!("Bearer {}", s.token) }),
+    )
+    .await
+    {
         Init::Refused(code, why) => assert!(code == 4403 && why.contains("revoked"), "{code} {why}"),
         Init::Acked(_) => panic!("a revoked token must not be acknowledged"),
     }
@@ -336,7 +344,14 @@ async fn cors_allows_the_configured_origins_with_the_headers_apollo_sends() {
     let h = r.headers();
     assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
     let allowed = h["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
-    for name in ["apollographql-client-name", "apollographql-client-version", "apollo-require-preflight", "x-apollo-operation-name", "authorization", "content-type"] {
+    for name in [
+        "apollographql-client-name",
+        "apollographql-client-version",
+        "apollo-require-preflight",
+        "x-apollo-operation-name",
+        "authorization",
+        "content-type",
+    ] {
         assert!(allowed.contains(name), "{name} in {allowed}");
     }
     assert_eq!(h["access-control-max-age"], "7200");
