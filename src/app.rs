@@ -64,6 +64,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         CatalogCache::start(&db, config.graphql.catalog_cache_bytes).await.context("cannot start the catalog cache")?;
     let instance_hub =
         crate::instances::hub::InstanceHub::start(&db).await.context("cannot start the instance event hub")?;
+    let persisted = Arc::new(crate::graphql::persisted::PersistedQueries::load(&config.persisted_queries)?);
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
     let cluster = Cluster::connect(&config.kube, clock.clone()).await;
     Ok(AppState {
@@ -80,6 +81,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         cluster: Arc::new(cluster),
         instance_hub,
         reconcile_pass: Default::default(),
+        persisted,
     })
 }
 
@@ -133,7 +135,8 @@ fn router(state: AppState, schema: AppSchema) -> Router {
     let body_limit = state.config.graphql.max_body_bytes;
     let gql = Router::new()
         .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        // The handler reads the body itself and answers 413 as a GraphQL error.
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state((state.clone(), schema));
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphiql") }))
@@ -144,25 +147,51 @@ fn router(state: AppState, schema: AppSchema) -> Router {
         .route("/webhooks/midtrans", post(webhook::midtrans_webhook).layer(RequestBodyLimitLayer::new(64 * 1024)))
         .with_state(state.clone())
         .merge(gql)
-        .fallback(graphql::not_found)
+        .fallback(graphql::transport::not_found)
+        .layer(axum::middleware::map_response(graphql::transport::json_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid));
-    if !state.config.cors_origins.is_empty() {
-        let origins: Vec<HeaderValue> =
-            state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE])
-                .max_age(Duration::from_secs(3600)),
-        );
+    if let Some(cors) = cors(&state.config.cors_origins) {
+        router = router.layer(cors);
     }
     router
+}
+
+/// Browsers on the configured origins may call the API with the headers Apollo and urql send.
+/// No credentials: tokens travel in `Authorization`, never in cookies, which is also what
+/// lets `*` mean any origin.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let header = HeaderName::from_static;
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                axum::http::header::ACCEPT,
+                header("apollographql-client-name"),
+                header("apollographql-client-version"),
+                header("apollo-require-preflight"),
+                header("x-apollo-operation-name"),
+                header("x-request-id"),
+            ])
+            .expose_headers([header("x-request-id")])
+            // Chromium caps preflight caching at two hours.
+            .max_age(Duration::from_secs(7200)),
+    )
 }
 
 /// Ready means the database answers. The cluster is reported beside it but never fails

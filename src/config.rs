@@ -58,7 +58,11 @@ pub struct Config {
     pub trusted_proxies: usize,
     /// Concurrent argon2 computations; protects the runtime from login floods.
     pub password_hash_concurrency: usize,
+    /// Browser origins allowed to call the API (MINISPOD_CORS_ORIGINS), normalised to
+    /// `scheme://host[:port]`; `["*"]` allows any origin (no credentials: the API uses bearer
+    /// tokens, never cookies).
     pub cors_origins: Vec<String>,
+    pub persisted_queries: PersistedQueriesConfig,
     pub log_json: bool,
     /// Instances are reachable at `https://<subdomain>.<base_domain>` (MINISPOD_BASE_DOMAIN).
     pub base_domain: Option<String>,
@@ -212,6 +216,30 @@ pub struct GraphqlLimits {
     pub max_expanded_fields: u64,
     /// Bytes (keys + answers) the public catalog answer cache may hold (MINISPOD_CATALOG_CACHE_BYTES).
     pub catalog_cache_bytes: usize,
+    /// Operations in one batched POST (a JSON array) (MINISPOD_GRAPHQL_MAX_BATCH).
+    pub max_batch: usize,
+}
+
+/// Which documents the gateway runs (README: "Clients").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistedMode {
+    /// Any document; a persisted-query hash alone answers PERSISTED_QUERY_NOT_SUPPORTED.
+    Off,
+    /// Any document, and automatic persisted queries (a hash alone, once registered).
+    Apq,
+    /// Only the operations of the manifest, by id; administrators may still send documents.
+    Only,
+}
+
+#[derive(Clone, Debug)]
+pub struct PersistedQueriesConfig {
+    pub mode: PersistedMode,
+    /// Registered APQ documents kept (least recently used go first).
+    pub max_entries: usize,
+    /// Bytes of registered APQ documents (hash + text) kept.
+    pub max_bytes: usize,
+    /// An Apollo persisted query manifest loaded at start-up; required by `only`.
+    pub manifest: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -269,6 +297,7 @@ impl Default for Config {
                 introspection: true,
                 max_expanded_fields: 2_000,
                 catalog_cache_bytes: 64 * 1024 * 1024,
+                max_batch: 20,
             },
             rate_limit: RateLimits {
                 per_email_per_minute: 10,
@@ -280,6 +309,12 @@ impl Default for Config {
             trusted_proxies: 1,
             password_hash_concurrency: 2,
             cors_origins: Vec::new(),
+            persisted_queries: PersistedQueriesConfig {
+                mode: PersistedMode::Apq,
+                max_entries: 10_000,
+                max_bytes: 32 * 1024 * 1024,
+                manifest: None,
+            },
             log_json: false,
             base_domain: None,
             midtrans: MidtransConfig::default(),
@@ -394,9 +429,7 @@ impl Config {
         if let Some(v) = get("MINISPOD_PASSWORD_HASH_CONCURRENCY") {
             c.password_hash_concurrency = parse_range("MINISPOD_PASSWORD_HASH_CONCURRENCY", &v, 1, 256)? as usize;
         }
-        if let Some(v) = get("MINISPOD_CORS_ORIGINS") {
-            c.cors_origins = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        }
+        read_transport(&get, &mut c)?;
         if let Some(v) = get("MINISPOD_BASE_DOMAIN") {
             let d = v.trim().trim_matches('.').to_ascii_lowercase();
             let ok = d.contains('.') && d.split('.').all(|l| crate::instances::is_dns_label(l, 63)) && d.len() <= 200;
@@ -571,6 +604,86 @@ fn read_midtrans(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Resul
     Ok(())
 }
 
+/// Client-facing transport: CORS, batching, persisted queries.
+fn read_transport(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    if let Some(v) = get("MINISPOD_CORS_ORIGINS") {
+        c.cors_origins = cors_origins(&v)?;
+    }
+    if let Some(v) = get("MINISPOD_GRAPHQL_MAX_BATCH") {
+        c.graphql.max_batch = parse_range("MINISPOD_GRAPHQL_MAX_BATCH", &v, 1, 1_000)? as usize;
+    }
+    let p = &mut c.persisted_queries;
+    if let Some(v) = get("MINISPOD_PERSISTED_QUERIES") {
+        p.mode = match v.trim() {
+            "off" => PersistedMode::Off,
+            "apq" => PersistedMode::Apq,
+            "only" => PersistedMode::Only,
+            _ => {
+                return Err(ConfigError {
+                    var: "MINISPOD_PERSISTED_QUERIES",
+                    reason: "must be off, apq or only".into(),
+                });
+            }
+        };
+    }
+    if let Some(v) = get("MINISPOD_APQ_MAX_ENTRIES") {
+        p.max_entries = parse_range("MINISPOD_APQ_MAX_ENTRIES", &v, 1, 10_000_000)? as usize;
+    }
+    if let Some(v) = get("MINISPOD_APQ_MAX_BYTES") {
+        p.max_bytes = parse_range("MINISPOD_APQ_MAX_BYTES", &v, 1024, 16 * 1024 * 1024 * 1024)? as usize;
+    }
+    p.manifest = get("MINISPOD_PERSISTED_QUERIES_MANIFEST").map(|v| PathBuf::from(v.trim()));
+    if p.mode == PersistedMode::Only && p.manifest.is_none() {
+        return Err(ConfigError {
+            var: "MINISPOD_PERSISTED_QUERIES_MANIFEST",
+            reason: "required when MINISPOD_PERSISTED_QUERIES=only (an Apollo persisted query manifest)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `*` alone, or a comma-separated list of origins (`scheme://host[:port]`, a trailing slash
+/// is dropped; no path, query or credentials).
+fn cors_origins(v: &str) -> Result<Vec<String>, ConfigError> {
+    let var = "MINISPOD_CORS_ORIGINS";
+    let items: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if items.contains(&"*") {
+        if items.len() > 1 {
+            return Err(ConfigError { var, reason: "`*` (any origin) cannot be combined with other origins".into() });
+        }
+        return Ok(vec!["*".into()]);
+    }
+    items
+        .into_iter()
+        .map(|item| {
+            let origin = item.strip_suffix('/').unwrap_or(item).to_ascii_lowercase();
+            let bad =
+                || ConfigError { var, reason: format!("{item:?} is not an origin such as https://app.example.com") };
+            let (scheme, rest) = origin.split_once("://").ok_or_else(bad)?;
+            // `[v6]` or a name/IPv4 address, then an optional `:port`.
+            let (host_ok, port) = match rest.strip_prefix('[') {
+                Some(v6) => match v6.split_once(']') {
+                    Some((addr, tail)) => (
+                        addr.parse::<std::net::Ipv6Addr>().is_ok() && (tail.is_empty() || tail.starts_with(':')),
+                        tail.strip_prefix(':'),
+                    ),
+                    None => (false, None),
+                },
+                None => {
+                    let (host, port) = rest.split_once(':').map_or((rest, None), |(h, p)| (h, Some(p)));
+                    let name = |ch: char| ch.is_ascii_alphanumeric() || ch == '-' || ch == '.';
+                    (!host.is_empty() && host.chars().all(name), port)
+                }
+            };
+            let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+            if !matches!(scheme, "http" | "https") || !host_ok || !port_ok {
+                return Err(bad());
+            }
+            Ok(origin)
+        })
+        .collect()
+}
+
 fn read_provisioning(get: &impl Fn(&str) -> Option<String>, p: &mut ProvisionSettings) -> Result<(), ConfigError> {
     // Kubernetes object names (DNS subdomains): lower-case, digits, '-' and '.'.
     let object_name = |var: &'static str| -> Result<Option<String>, ConfigError> {
@@ -705,6 +818,50 @@ mod tests {
         assert_eq!(e.var, "MINISPOD_GRAPHQL_MAX_EXPANDED_FIELDS");
         let e = cfg(&[("MINISPOD_CATALOG_CACHE_BYTES", "64MiB")]).unwrap_err();
         assert_eq!(e.var, "MINISPOD_CATALOG_CACHE_BYTES");
+    }
+
+    #[test]
+    fn cors_origins_are_normalised_or_refused_in_one_line() {
+        let c = cfg(&[("MINISPOD_CORS_ORIGINS", "https://App.example.com/, http://localhost:5173,http://[::1]:8080")])
+            .unwrap();
+        assert_eq!(c.cors_origins, ["https://app.example.com", "http://localhost:5173", "http://[::1]:8080"]);
+        assert_eq!(cfg(&[("MINISPOD_CORS_ORIGINS", " * ")]).unwrap().cors_origins, ["*"]);
+        for bad in [
+            "*,https://a.example",
+            "app.example.com",
+            "https://a.example/path",
+            "https://a.example?x=1",
+            "ftp://a.example",
+            "https://user@a.example",
+            "https://a.example:99999",
+            "https://a.example:",
+            "https://[::1",
+        ] {
+            let e = cfg(&[("MINISPOD_CORS_ORIGINS", bad)]).unwrap_err();
+            assert_eq!(e.var, "MINISPOD_CORS_ORIGINS", "{bad}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn batch_and_persisted_query_settings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!((c.graphql.max_batch, c.persisted_queries.mode), (20, PersistedMode::Apq));
+        let c = cfg(&[
+            ("MINISPOD_GRAPHQL_MAX_BATCH", "5"),
+            ("MINISPOD_PERSISTED_QUERIES", "only"),
+            ("MINISPOD_PERSISTED_QUERIES_MANIFEST", "/etc/minispod/pq.json"),
+            ("MINISPOD_APQ_MAX_ENTRIES", "100"),
+            ("MINISPOD_APQ_MAX_BYTES", "65536"),
+        ])
+        .unwrap();
+        assert_eq!(c.graphql.max_batch, 5);
+        assert_eq!(c.persisted_queries.mode, PersistedMode::Only);
+        assert_eq!((c.persisted_queries.max_entries, c.persisted_queries.max_bytes), (100, 65536));
+        let e = cfg(&[("MINISPOD_PERSISTED_QUERIES", "only")]).unwrap_err();
+        assert_eq!(e.var, "MINISPOD_PERSISTED_QUERIES_MANIFEST");
+        assert_eq!(cfg(&[("MINISPOD_PERSISTED_QUERIES", "yes")]).unwrap_err().var, "MINISPOD_PERSISTED_QUERIES");
+        assert_eq!(cfg(&[("MINISPOD_GRAPHQL_MAX_BATCH", "0")]).unwrap_err().var, "MINISPOD_GRAPHQL_MAX_BATCH");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! place that decides its `extensions.code`, its HTTP status and what is safe to say.
 use async_graphql::ErrorExtensions;
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use sea_orm::{DbErr, SqlErr};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +27,48 @@ pub enum AppError {
     PaymentProvider(String),
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A bearer token was sent but cannot be used; `reason` tells a client whether refreshing helps.
+    #[error("{}", .0.message())]
+    InvalidToken(TokenProblem),
+    /// Refused by the transport before any GraphQL ran: malformed body, unknown route, wrong
+    /// method or media type, too large, too many operations in a batch.
+    #[error("{message}")]
+    Transport { status: StatusCode, code: &'static str, message: String },
+    /// Automatic persisted queries and the persisted-only mode (`graphql::persisted`). The codes
+    /// and messages are the ones Apollo's and urql's persisted-query links act on.
+    #[error("{message}")]
+    PersistedQuery { code: &'static str, message: &'static str },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// Why a bearer token was refused (`extensions.reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Past its expiry: refresh it.
+    Expired,
+    /// Not a token of ours (malformed, forged, wrong algorithm or key): sign in again.
+    Invalid,
+    /// Genuine but withdrawn (logout everywhere, password change, deactivated or deleted user).
+    Revoked,
+}
+
+impl TokenProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Invalid => "invalid",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Expired => "access token expired; refresh it",
+            Self::Invalid => "invalid access token",
+            Self::Revoked => "access token revoked; sign in again",
+        }
+    }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -48,7 +89,7 @@ impl AppError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Unauthenticated(_) | Self::InvalidToken(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput { .. } => "BAD_USER_INPUT",
@@ -58,13 +99,14 @@ impl AppError {
             Self::ClusterUnavailable(_) => "CLUSTER_UNAVAILABLE",
             Self::PaymentProvider(_) => "PAYMENT_PROVIDER_ERROR",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Transport { code, .. } | Self::PersistedQuery { code, .. } => code,
             Self::Internal(_) => "INTERNAL",
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
@@ -72,6 +114,9 @@ impl AppError {
             Self::InsufficientCredit { .. } | Self::QuotaExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ClusterUnavailable(_) | Self::PaymentProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Transport { status, .. } => *status,
+            // A GraphQL answer (Apollo's links read it from the body of a 200).
+            Self::PersistedQuery { .. } => StatusCode::OK,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +147,7 @@ impl From<AppError> for async_graphql::Error {
                     ext.set("shortfall", (*required - *balance).max(0));
                 }
                 AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                AppError::InvalidToken(problem) => ext.set("reason", problem.as_str()),
                 _ => {}
             }
         })
@@ -114,6 +160,28 @@ impl axum::response::IntoResponse for AppError {
         let status = self.status();
         let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
         (status, axum::Json(body)).into_response()
+    }
+}
+
+impl AppError {
+    /// The error as a GraphQL response body (`{"errors": [...]}`) with its HTTP status: how the
+    /// GraphQL endpoint and every transport refusal answer, so clients parse one format.
+    pub fn into_graphql_response(self) -> axum::response::Response {
+        let status = self.status();
+        let body = async_graphql::Response::from_errors(vec![self.into_server_error()]);
+        (status, axum::Json(body)).into_response()
+    }
+
+    /// A request-level GraphQL error: no locations or path (nothing in the document caused it).
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        let err: async_graphql::Error = self.into();
+        let mut err = err.into_server_error(Default::default());
+        err.locations.clear();
+        err
+    }
+
+    pub fn transport(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Transport { status, code, message: message.into() }
     }
 }
 

@@ -7,10 +7,9 @@ use async_graphql::{
     http::GraphiQLSource,
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
-    http::{HeaderMap, StatusCode, header},
+    extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade},
+    http::{HeaderMap, header},
     response::{Html, IntoResponse, Response},
 };
 
@@ -53,6 +52,8 @@ pub struct SubscriptionRoot(
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 mod expansion;
+pub mod persisted;
+pub mod transport;
 
 /// The client address as seen by the gateway (or X-Forwarded-For when configured to trust it).
 #[derive(Clone, Debug)]
@@ -63,6 +64,11 @@ pub trait ContextExt {
     fn state(&self) -> &AppState;
     fn auth(&self) -> &Auth;
     fn client_ip(&self) -> Option<&str>;
+    /// For fields of shared objects that only some viewers may read: the value when `check`
+    /// passes, else `null` plus the refusal in `errors` with the field's path, as the spec has
+    /// a nullable field fail. (Returning the error instead makes async-graphql drop the field
+    /// from its object, which Apollo reports as a missing field.)
+    fn null_unless<T>(&self, check: crate::error::AppResult<T>) -> Option<T>;
 }
 
 impl ContextExt for Context<'_> {
@@ -75,6 +81,16 @@ impl ContextExt for Context<'_> {
     }
     fn client_ip(&self) -> Option<&str> {
         self.data_opt::<ClientIp>().and_then(|c| c.0.as_deref())
+    }
+    fn null_unless<T>(&self, check: crate::error::AppResult<T>) -> Option<T> {
+        match check {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let err = async_graphql::Error::from(e).into_server_error(self.item.pos);
+                self.add_error(self.set_error_path(err));
+                None
+            }
+        }
     }
 }
 
@@ -254,65 +270,108 @@ fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> ClientI
 
 /// Every error leaves with a code: engine errors (parse, validation, limits) lack one and are
 /// the client's fault.
-fn finish(mut resp: async_graphql::Response) -> GraphQLResponse {
+fn finish(mut resp: async_graphql::Response) -> async_graphql::Response {
     for err in &mut resp.errors {
         let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
         if !has_code {
             err.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
         }
     }
-    resp.into()
+    resp
 }
 
+/// One operation's answer: stored bytes from the catalog cache, or a response.
+enum Answer {
+    Cached(bytes::Bytes),
+    Fresh(async_graphql::Response),
+}
+
+impl Answer {
+    fn refused(e: impl Into<ServerError>) -> Self {
+        Answer::Fresh(async_graphql::Response::from_errors(vec![e.into()]))
+    }
+
+    fn into_bytes(self) -> bytes::Bytes {
+        match self {
+            Answer::Cached(body) => body,
+            Answer::Fresh(resp) => match serde_json::to_vec(&finish(resp)) {
+                Ok(body) => body.into(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serialise a GraphQL response");
+                    bytes::Bytes::from_static(
+                        br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#,
+                    )
+                }
+            },
+        }
+    }
+}
+
+/// Who is asking and from where: decided once per HTTP request (a batch shares it).
+struct Caller {
+    auth: Auth,
+    ip: ClientIp,
+}
+
+async fn caller(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Caller, Response> {
+    let auth_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match auth::authenticate(state, auth_header).await {
+        Ok(auth) => Ok(Caller { auth, ip: client_ip(state, headers, peer) }),
+        Err(e) => Err(e.into_graphql_response()),
+    }
+}
+
+/// Runs one operation through everything a request passes: persisted-query resolution, the
+/// catalog answer cache, the document limits, the GET rule, then the schema (whose extensions
+/// add the text checks and limits again).
 async fn execute(
     state: &AppState,
     schema: &AppSchema,
-    headers: &HeaderMap,
-    peer: SocketAddr,
+    caller: &Caller,
     mut req: async_graphql::Request,
     queries_only: bool,
-) -> Response {
-    let refuse = |e: ServerError| finish(async_graphql::Response::from_errors(vec![e])).into_response();
-    let auth_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let auth = match auth::authenticate(state, auth_header).await {
-        Ok(a) => a,
-        Err(e) => {
-            let err: async_graphql::Error = e.into();
-            return refuse(err.into_server_error(Default::default()));
-        }
+) -> Answer {
+    let auth = &caller.auth;
+    let is_admin = auth.viewer().is_ok_and(|v| v.is_admin());
+    let register = match state.persisted.resolve(&mut req, is_admin) {
+        Ok(r) => r,
+        Err(e) => return Answer::refused(e.into_server_error()),
     };
     // Cached catalog answers are found before any parsing, by a hash of the normalised request:
     // only requests that passed every check below and read nothing but the public catalog were
     // stored.
     let cache = &state.catalog_cache;
-    let (key, version) = (CatalogCache::key(auth.viewer().is_ok_and(|v| v.is_admin()), &req), cache.version());
+    let (key, version) = (CatalogCache::key(is_admin, &req), cache.version());
     if let Some(body) = cache.get(&key, version) {
-        return json_body(body);
+        return Answer::Cached(body);
     }
     if let Err(e) = DocumentLimits::from_config(&state.config.graphql).check(&mut req) {
-        return refuse(e);
+        return Answer::refused(e);
+    }
+    if let persisted::Resolved::Register(hash) = register {
+        state.persisted.register(hash, &req.query);
     }
     let operation = req.operation_name.clone();
     let doc = match req.parsed_query() {
         Ok(doc) => doc,
-        Err(e) => return refuse(e),
+        Err(e) => return Answer::refused(e),
     };
     if queries_only && doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query) {
-        return refuse(ServerError::new("GET requests may only run queries; use POST", None));
+        return Answer::refused(ServerError::new("GET requests may only run queries; use POST", None));
     }
     // One request fills a missing entry; concurrent ones for the same key wait for its answer.
     let fill = match CatalogCache::cacheable(doc, operation.as_deref()) {
         false => None,
         true => match cache.fill(key, version) {
-            Fill::Hit(body) => return json_body(body),
+            Fill::Hit(body) => return Answer::Cached(body),
             Fill::Wait(waiter) => match waiter.answer().await {
-                Some(body) => return json_body(body),
+                Some(body) => return Answer::Cached(body),
                 None => None,
             },
             Fill::Lead(guard) => Some(guard),
         },
     };
-    let req = with_loaders(req.data(auth).data(client_ip(state, headers, peer)), state);
+    let req = with_loaders(req.data(auth.clone()).data(caller.ip.clone()), state);
     // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
     // wake-ups, splitting one nesting level of a large list into several dataloader batches.
     // The work per request is bounded by the depth/complexity limits.
@@ -322,25 +381,67 @@ async fn execute(
             Ok(body) => {
                 let body = bytes::Bytes::from(body);
                 guard.finish(body.clone());
-                json_body(body)
+                Answer::Cached(body)
             }
-            Err(_) => finish(resp).into_response(),
+            Err(_) => Answer::Fresh(resp),
         },
-        _ => finish(resp).into_response(),
+        _ => Answer::Fresh(resp),
     }
+}
+
+/// Persisted-query resolution for WebSocket operations (HTTP does it in `execute`, before the
+/// catalog cache): fills in the document, and registers it once it passed the document limits.
+pub(crate) fn resolve_persisted(
+    state: &AppState,
+    mut req: async_graphql::Request,
+    admin: bool,
+) -> Result<async_graphql::Request, ServerError> {
+    if let persisted::Resolved::Register(hash) =
+        state.persisted.resolve(&mut req, admin).map_err(crate::error::AppError::into_server_error)?
+    {
+        DocumentLimits::from_config(&state.config.graphql).check(&mut req)?;
+        state.persisted.register(hash, &req.query);
+    }
+    Ok(req)
 }
 
 fn json_body(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// POST: one operation, or a batch (a JSON array) whose operations run one after the other,
+/// each through the same checks, cache and limits as a single one; the answer is an array in
+/// the same order.
 pub async fn graphql_post(
     State((state, schema)): State<(AppState, AppSchema)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    req: GraphQLRequest,
+    req: Request,
 ) -> Response {
-    execute(&state, &schema, &headers, peer, req.into_inner(), false).await
+    let headers = req.headers().clone();
+    let operations = match transport::read_post(req, state.config.graphql.max_batch).await {
+        Ok(ops) => ops,
+        Err(e) => return e.into_graphql_response(),
+    };
+    let caller = match caller(&state, &headers, peer).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    match operations {
+        transport::Operations::Single(op) => {
+            json_body(execute(&state, &schema, &caller, *op, false).await.into_bytes())
+        }
+        transport::Operations::Batch(ops) => {
+            let mut body = Vec::from(&b"["[..]);
+            for (i, op) in ops.into_iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&execute(&state, &schema, &caller, op, false).await.into_bytes());
+            }
+            body.push(b']');
+            json_body(body.into())
+        }
+    }
 }
 
 /// GET serves queries from the URL, or upgrades to a GraphQL WebSocket (`crate::ws`).
@@ -361,10 +462,15 @@ pub async fn graphql_get(
         let ip = client_ip(&state, &headers, peer);
         return crate::ws::upgrade(state, schema, crate::ws::protocol(&headers), ws, ip);
     }
-    match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(req, &()).await {
-        Ok(r) => execute(&state, &schema, &headers, peer, r.into_inner(), true).await,
-        Err(e) => e.into_response(),
-    }
+    let op = match transport::read_get(req.uri()) {
+        Ok(op) => op,
+        Err(e) => return e.into_graphql_response(),
+    };
+    let caller = match caller(&state, &headers, peer).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    json_body(execute(&state, &schema, &caller, op, true).await.into_bytes())
 }
 
 /// GraphiQL sends its headers tab with HTTP requests but not in the WebSocket `connection_init`
@@ -392,10 +498,6 @@ pub async fn graphiql() -> impl IntoResponse {
         .title("MinisPod Gateway")
         .finish();
     Html(page.replacen("ReactDOM.createRoot(", GRAPHIQL_WS_HEADERS.trim_start(), 1))
-}
-
-pub async fn not_found() -> impl IntoResponse {
-    (StatusCode::NOT_FOUND, "not found")
 }
 
 #[cfg(test)]

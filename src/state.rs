@@ -30,6 +30,8 @@ pub struct AppState {
     /// Held while this process runs a reconcile pass (the periodic one and `runBillingJob` may
     /// overlap); across replicas the PostgreSQL advisory lock decides.
     pub reconcile_pass: Arc<tokio::sync::Mutex<()>>,
+    /// Registered APQ documents and the persisted query manifest.
+    pub persisted: Arc<crate::graphql::persisted::PersistedQueries>,
 }
 
 impl AppState {

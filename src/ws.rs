@@ -36,7 +36,7 @@ use crate::auth::revocations::Revocation;
 use crate::{
     auth::{self, Auth},
     cluster::fanout::ConnectionFanout,
-    graphql::{AppSchema, ClientIp, check_nesting},
+    graphql::{AppSchema, ClientIp, check_nesting, resolve_persisted},
     state::AppState,
 };
 
@@ -119,6 +119,8 @@ struct SessionState {
     user: Option<(auth::Viewer, i64)>,
     /// The viewer as last checked; the executor gives it to each operation.
     current: Option<Auth>,
+    /// `connection_init` carried a token that cannot be used.
+    refused: Option<crate::error::TokenProblem>,
     _slot: Option<ConnectionSlot>,
 }
 
@@ -380,6 +382,12 @@ async fn serve(socket: WebSocket, state: AppState, schema: AppSchema, protocol: 
         }
         break Some((4403, format!("Forbidden: {}", revoked.message)));
     };
+    // A refused token closes with 4403 on both protocols (graphql-transport-ws would get
+    // async-graphql's 1002, the legacy protocol a `connection_error` and no close code).
+    let close = match session.with(|s| s.refused) {
+        Some(problem) => Some((4403, format!("Forbidden: {}", problem.message()))),
+        None => close,
+    };
     if let Some((code, reason)) = close {
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
     }
@@ -405,7 +413,15 @@ struct WsExecutor {
 
 impl Executor for WsExecutor {
     fn execute(&self, request: async_graphql::Request) -> impl Future<Output = async_graphql::Response> + Send {
-        Executor::execute(&self.schema, request)
+        let is_admin = self.session.with(|s| s.current.as_ref().is_some_and(|a| a.admin().is_ok()));
+        let resolved = resolve_persisted(&self.state, request, is_admin);
+        let schema = self.schema.clone();
+        async move {
+            match resolved {
+                Ok(request) => Executor::execute(&schema, request).await,
+                Err(e) => async_graphql::Response::from_errors(vec![e]),
+            }
+        }
     }
 
     fn execute_stream(
@@ -415,7 +431,12 @@ impl Executor for WsExecutor {
     ) -> BoxStream<'static, async_graphql::Response> {
         let auth = self.session.with(|s| s.current.clone()).unwrap_or(Auth::Anonymous);
         let is_admin = auth.admin().is_ok();
-        let request = request.data(auth);
+        let request = match resolve_persisted(&self.state, request, is_admin) {
+            Ok(request) => request.data(auth),
+            Err(e) => {
+                return futures::stream::once(async move { async_graphql::Response::from_errors(vec![e]) }).boxed();
+            }
+        };
         // Sharing parses the document first: never one the parser must not see.
         let shareable = is_admin && check_nesting(&request.query, self.state.config.graphql.max_depth).is_ok();
         let schema = self.schema.clone();
@@ -438,8 +459,10 @@ async fn ws_init(
         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
         .map(str::to_string);
     let (auth, expires_at) = auth::authenticate_until(&state, header.as_deref()).await?;
-    if matches!(auth, Auth::Invalid) {
-        return Err(async_graphql::Error::new("invalid or expired access token"));
+    if let Auth::Invalid(problem) = auth {
+        // The handler would close with 1002 (protocol error); the loop closes with 4403.
+        session.with(|s| s.refused = Some(problem));
+        return Err(crate::error::AppError::InvalidToken(problem).into());
     }
     let mut slot = None;
     if let (Auth::User(viewer), Some(expires_at)) = (&auth, expires_at) {

@@ -13,7 +13,7 @@ use sea_orm::EntityTrait;
 
 use crate::{
     config::Config,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, TokenProblem},
     state::AppState,
     users::{Role, entity as users},
 };
@@ -62,7 +62,7 @@ impl Viewer {
 pub enum Auth {
     Anonymous,
     /// A token was sent but is expired, forged, revoked or belongs to a deactivated user.
-    Invalid,
+    Invalid(TokenProblem),
     User(Viewer),
 }
 
@@ -71,7 +71,7 @@ impl Auth {
         match self {
             Auth::User(v) => Ok(*v),
             Auth::Anonymous => Err(AppError::Unauthenticated("sign in required".into())),
-            Auth::Invalid => Err(AppError::Unauthenticated("invalid or expired access token".into())),
+            Auth::Invalid(problem) => Err(AppError::InvalidToken(*problem)),
         }
     }
 
@@ -96,20 +96,26 @@ pub async fn authenticate_until(state: &AppState, header: Option<&str>) -> AppRe
     let Some(header) = header else {
         return Ok((Auth::Anonymous, None));
     };
+    let invalid = |problem| Ok((Auth::Invalid(problem), None));
     let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
-        return Ok((Auth::Invalid, None));
+        return invalid(TokenProblem::Invalid);
     };
-    let Ok(claims) = state.auth.keys.verify(token.trim()) else {
-        return Ok((Auth::Invalid, None));
+    let claims = match state.auth.keys.verify(token.trim()) {
+        Ok(claims) => claims,
+        // The signature is checked before the expiry: only our own tokens are "expired".
+        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+            return invalid(TokenProblem::Expired);
+        }
+        Err(_) => return invalid(TokenProblem::Invalid),
     };
     let Ok(user_id) = claims.sub.parse::<i64>() else {
-        return Ok((Auth::Invalid, None));
+        return invalid(TokenProblem::Invalid);
     };
     let user = users::Entity::find_by_id(user_id).one(&state.db.conn).await?;
     Ok(match user {
         Some(u) if u.is_active && u.token_version == claims.ver => {
             (Auth::User(Viewer { id: u.id, role: u.role }), Some(claims.exp))
         }
-        _ => (Auth::Invalid, None),
+        _ => (Auth::Invalid(TokenProblem::Revoked), None),
     })
 }

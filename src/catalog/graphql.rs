@@ -128,15 +128,13 @@ impl Service {
         Ok(self.active_plans(ctx).await?.iter().map(|p| p.monthly_price).min())
     }
 
-    /// Admin only.
-    async fn docker_image(&self, ctx: &Context<'_>) -> Result<&str> {
-        ctx.auth().admin()?;
-        Ok(&self.model.docker_image)
+    /// Admin only (null and FORBIDDEN for others).
+    async fn docker_image(&self, ctx: &Context<'_>) -> Option<&str> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.docker_image.as_str())
     }
-    /// Admin only.
-    async fn default_port(&self, ctx: &Context<'_>) -> Result<i32> {
-        ctx.auth().admin()?;
-        Ok(self.model.default_port)
+    /// Admin only (null and FORBIDDEN for others).
+    async fn default_port(&self, ctx: &Context<'_>) -> Option<i32> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.default_port)
     }
     /// Admin only.
     async fn env_template(&self, ctx: &Context<'_>) -> Result<Option<Json<serde_json::Value>>> {
@@ -153,24 +151,26 @@ impl Service {
         ctx.auth().admin()?;
         Ok(self.model.health_path.as_deref())
     }
-    /// Admin only.
-    async fn is_active(&self, ctx: &Context<'_>) -> Result<bool> {
-        ctx.auth().admin()?;
-        Ok(self.model.is_active)
+    /// Admin only (null and FORBIDDEN for others).
+    async fn is_active(&self, ctx: &Context<'_>) -> Option<bool> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.is_active)
     }
-    /// Admin only.
-    async fn is_public(&self, ctx: &Context<'_>) -> Result<bool> {
-        ctx.auth().admin()?;
-        Ok(self.model.is_public)
+    /// Admin only (null and FORBIDDEN for others).
+    async fn is_public(&self, ctx: &Context<'_>) -> Option<bool> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.is_public)
     }
-    /// Admin only: every plan, including inactive ones.
-    async fn all_plans(&self, ctx: &Context<'_>) -> Result<Vec<ServicePlan>> {
-        ctx.auth().admin()?;
-        Ok(catalog::all_plans_of(&ctx.state().db.conn, self.model.id)
-            .await?
-            .into_iter()
-            .map(ServicePlan::from)
-            .collect())
+    /// Admin only (null and FORBIDDEN for others): every plan, including inactive ones.
+    async fn all_plans(&self, ctx: &Context<'_>) -> Result<Option<Vec<ServicePlan>>> {
+        if ctx.null_unless(ctx.auth().admin()).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(
+            catalog::all_plans_of(&ctx.state().db.conn, self.model.id)
+                .await?
+                .into_iter()
+                .map(ServicePlan::from)
+                .collect(),
+        ))
     }
 }
 
@@ -244,10 +244,9 @@ impl ServicePlan {
         let s = loader(ctx).load_one(ServiceId(self.model.service_id)).await.map_err(AppError::from)?;
         Ok(Service::from(s.ok_or(AppError::NotFound("service"))?))
     }
-    /// Admin only.
-    async fn is_active(&self, ctx: &Context<'_>) -> Result<bool> {
-        ctx.auth().admin()?;
-        Ok(self.model.is_active)
+    /// Admin only (null and FORBIDDEN for others).
+    async fn is_active(&self, ctx: &Context<'_>) -> Option<bool> {
+        ctx.null_unless(ctx.auth().admin()).map(|_| self.model.is_active)
     }
 }
 

@@ -35,16 +35,21 @@ impl User {
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.created_at
     }
-    /// Owner or administrator only.
-    async fn wallet(&self, ctx: &Context<'_>) -> Result<crate::billing::graphql::Wallet> {
-        self.owner_or_admin(ctx, "a wallet")?;
-        Ok(crate::billing::graphql::Wallet(self.0.clone()))
+    /// Owner or administrator only (null and FORBIDDEN for others).
+    async fn wallet(&self, ctx: &Context<'_>) -> Option<crate::billing::graphql::Wallet> {
+        ctx.null_unless(self.owner_or_admin(ctx, "a wallet")).map(|_| crate::billing::graphql::Wallet(self.0.clone()))
     }
-    /// Owner or administrator only; newest first.
-    async fn subscriptions(&self, ctx: &Context<'_>, status: Option<SubscriptionStatus>) -> Result<Vec<Subscription>> {
-        self.owner_or_admin(ctx, "subscriptions")?;
+    /// Owner or administrator only (null and FORBIDDEN for others); newest first.
+    async fn subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<SubscriptionStatus>,
+    ) -> Result<Option<Vec<Subscription>>> {
+        if ctx.null_unless(self.owner_or_admin(ctx, "subscriptions")).is_none() {
+            return Ok(None);
+        }
         let rows = crate::subscriptions::service::list_own(&ctx.state().db.conn, self.0.id, status).await?;
-        Ok(rows.into_iter().map(Subscription).collect())
+        Ok(Some(rows.into_iter().map(Subscription).collect()))
     }
 }
 
@@ -74,10 +79,15 @@ pub struct UserQuery;
 
 #[Object]
 impl UserQuery {
-    /// The signed-in user; null without a valid token.
+    /// The signed-in user; null without a token (anonymous). A token that cannot be used gives
+    /// null and UNAUTHENTICATED with `extensions.reason` (expired, invalid or revoked).
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Ok(viewer) = ctx.auth().viewer() else {
-            return Ok(None);
+        let viewer = match ctx.auth() {
+            crate::auth::Auth::Anonymous => return Ok(None),
+            auth => match ctx.null_unless(auth.viewer()) {
+                Some(viewer) => viewer,
+                None => return Ok(None),
+            },
         };
         Ok(service::find(&ctx.state().db.conn, viewer.id).await?.map(User))
     }

@@ -100,8 +100,13 @@ async fn bad_access_tokens_are_unauthenticated() {
     for token in [expired, wrong_key, alg_none, tampered, "garbage".to_string()] {
         let v = app.gql(Some(&token), LOGOUT_ALL, json!({})).await;
         assert_eq!(error_code(&v), "UNAUTHENTICATED", "token {token} → {v}");
-        // Public fields still answer; `me` is null for a bad token.
-        assert_eq!(app.gql_ok(Some(&token), ME, json!({})).await["me"], serde_json::Value::Null);
+        // Public fields still answer; `me` is null for a bad token, with UNAUTHENTICATED and why.
+        let v = app.gql(Some(&token), ME, json!({})).await;
+        assert_eq!(v["data"]["me"], serde_json::Value::Null);
+        assert_eq!(error_code(&v), "UNAUTHENTICATED", "{v}");
+        let reason = v["errors"][0]["extensions"]["reason"].as_str().unwrap();
+        assert!(["expired", "invalid"].contains(&reason), "{v}");
+        assert_eq!(app.gql_ok(Some(&token), "{ __typename }", json!({})).await["__typename"], "QueryRoot");
     }
     // The real token works.
     app.gql_ok(Some(&s.token), ME, json!({})).await;

@@ -98,7 +98,8 @@ impl WsClient {
                     let v: Value = serde_json::from_str(&t).unwrap();
                     match v["type"].as_str() {
                         Some("connection_ack") => return Init::Acked(Box::new(WsClient { stream })),
-                        Some("ka") | Some("ping") => continue,
+                        // The legacy protocol explains a refusal before the close.
+                        Some("ka") | Some("ping") | Some("connection_error") => continue,
                         other => panic!("unexpected init answer {other:?}: {v}"),
                     }
                 }
