@@ -27,6 +27,8 @@ pub struct AppState {
     pub cluster: Arc<Cluster>,
     /// instanceUpdates fan-out (across replicas on PostgreSQL).
     pub instance_hub: crate::instances::hub::InstanceHub,
+    /// Prometheus series of this app (`crate::telemetry::metrics`).
+    pub metrics: crate::telemetry::Metrics,
 }
 
 impl AppState {
