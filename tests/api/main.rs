@@ -14,6 +14,7 @@ mod foundation;
 mod helpers;
 mod image;
 mod input;
+mod observability;
 mod production;
 mod provisioning;
 mod subscriptions;
