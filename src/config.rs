@@ -123,7 +123,10 @@ fn read_telemetry(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Resu
     if let Some(v) = get("OTEL_EXPORTER_OTLP_HEADERS") {
         for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
             let Some((k, val)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
-                return Err(ConfigError { var: "OTEL_EXPORTER_OTLP_HEADERS", reason: "must be key=value,key=value".into() });
+                return Err(ConfigError {
+                    var: "OTEL_EXPORTER_OTLP_HEADERS",
+                    reason: "must be key=value,key=value".into(),
+                });
             };
             c.otlp.headers.insert(k.trim().to_string(), val.trim().to_string());
         }

@@ -87,9 +87,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         .limit_recursive_depth(limits.max_depth * 2 + 8)
         .limit_directives(16)
         // First, so it observes the refusals of the extensions after it.
-        .extension(crate::telemetry::graphql::Observe(
-            state.as_ref().map(|s| s.metrics.clone()).unwrap_or_default(),
-        ))
+        .extension(crate::telemetry::graphql::Observe(state.as_ref().map(|s| s.metrics.clone()).unwrap_or_default()))
         .extension(DocumentLimits::from_config(&limits))
         .extension(crate::text::TextGuard);
     if !limits.introspection {

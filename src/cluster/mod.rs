@@ -132,7 +132,9 @@ impl Cluster {
         // Every request through either client is timed and counted (`telemetry::upstream`).
         let layer = crate::telemetry::upstream::KubeMetricsLayer(metrics.clone());
         let build = |config: kube::Config| {
-            kube::client::ClientBuilder::try_from(config).map(|b| b.with_layer(&layer).build()).map_err(|e| e.to_string())
+            kube::client::ClientBuilder::try_from(config)
+                .map(|b| b.with_layer(&layer).build())
+                .map_err(|e| e.to_string())
         };
         let api = build(config)?;
         let streams = build(streaming)?;

@@ -62,7 +62,9 @@ pub fn init(config: &crate::config::Config) -> Guard {
     {
         let _ = tracing::subscriber::set_global_default(registry);
         if config.otlp.endpoint.is_some() {
-            tracing::warn!("OTEL_EXPORTER_OTLP_ENDPOINT is set but this build has no `otlp` feature; spans are not exported");
+            tracing::warn!(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set but this build has no `otlp` feature; spans are not exported"
+            );
         }
         Guard {}
     }

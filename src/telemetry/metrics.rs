@@ -16,8 +16,7 @@ use crate::state::AppState;
 const METADATA: Metadata<'static> = Metadata::new("minispod_gateway", metrics::Level::INFO, None);
 
 /// Request latencies: 1 ms to 30 s.
-const LATENCY_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Background job passes: 10 ms to 10 min.
 const JOB_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 
@@ -301,7 +300,12 @@ mod tests {
         m.http_request("GET", "/healthz", 200, Duration::from_millis(3));
         m.job_run("renewals", Some((2, 1)), Duration::from_secs(2), 1_700_000_000);
         let text = m.0.handle.render();
-        assert!(text.contains(r#"minispod_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.005"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"minispod_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.005"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"minispod_job_duration_seconds_bucket{job="renewals",le="5"} 1"#), "{text}");
         assert!(text.contains(r#"minispod_job_items_total{job="renewals",outcome="failed"} 1"#), "{text}");
         assert!(text.contains("# HELP minispod_http_requests_total"), "{text}");

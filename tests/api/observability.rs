@@ -133,11 +133,10 @@ async fn traffic_shows_up_in_metrics_with_its_labels() {
 
     let m = scrape(&app).await;
     // HTTP by matched route and status; unmatched paths never become labels.
-    assert!(m.value("minispod_http_requests_total", &[("method", "POST"), ("route", "/graphql"), ("status", "200")]) >= 6.0);
-    assert_eq!(
-        m.value("minispod_http_requests_total", &[("route", "/webhooks/midtrans"), ("status", "200")]),
-        1.0
+    assert!(
+        m.value("minispod_http_requests_total", &[("method", "POST"), ("route", "/graphql"), ("status", "200")]) >= 6.0
     );
+    assert_eq!(m.value("minispod_http_requests_total", &[("route", "/webhooks/midtrans"), ("status", "200")]), 1.0);
     assert_eq!(m.value("minispod_http_requests_total", &[("route", "/webhooks/midtrans"), ("status", "401")]), 1.0);
     assert_eq!(m.value("minispod_http_requests_total", &[("route", "unmatched"), ("status", "404")]), 1.0);
     assert!(m.label_values("minispod_http_requests_total", "route").iter().all(|r| !r.contains("page-123")));
@@ -204,8 +203,9 @@ async fn a_reconcile_pass_records_the_job_and_its_kubernetes_calls() {
     let ops = m.label_values("minispod_upstream_requests_total", "operation");
     let verbs = ["list", "get", "watch", "create", "update", "patch", "delete", "deletecollection"];
     assert!(
-        ops.iter().all(|o| o.split_once(' ').is_some_and(|(verb, resource)| verbs.contains(&verb)
-            && resource.chars().all(|c| c.is_ascii_lowercase() || c == '/'))),
+        ops.iter()
+            .all(|o| o.split_once(' ').is_some_and(|(verb, resource)| verbs.contains(&verb)
+                && resource.chars().all(|c| c.is_ascii_lowercase() || c == '/'))),
         "{ops:?}"
     );
 }
@@ -231,7 +231,10 @@ async fn the_metrics_token_protects_the_endpoint() {
     let text = r.text().await.unwrap();
     assert!(text.contains("# TYPE minispod_http_requests_total counter"), "{text}");
     // The refused scrapes were counted like any request.
-    assert_eq!(Scrape::parse(&text).value("minispod_http_requests_total", &[("route", "/metrics"), ("status", "401")]), 3.0);
+    assert_eq!(
+        Scrape::parse(&text).value("minispod_http_requests_total", &[("route", "/metrics"), ("status", "401")]),
+        3.0
+    );
 }
 
 #[tokio::test]
@@ -341,12 +344,18 @@ async fn a_wrong_password_is_one_info_line_and_an_internal_error_is_error() {
     assert_eq!(visible.len(), 1, "{lines:#?}");
     assert_eq!(visible[0]["level"], "INFO");
     assert_eq!(visible[0]["fields"]["code"], "UNAUTHENTICATED");
-    let graphql = visible[0]["spans"].as_array().unwrap().iter().find(|s| s["name"] == "graphql").expect("graphql span");
+    let graphql =
+        visible[0]["spans"].as_array().unwrap().iter().find(|s| s["name"] == "graphql").expect("graphql span");
     assert_eq!((graphql["operation"].as_str(), graphql["operation_type"].as_str()), (Some("Login"), Some("mutation")));
 
     // Break the catalog table: the query fails inside, which an operator must see.
     use sea_orm::ConnectionTrait;
-    app.state.db.conn.execute_unprepared("ALTER TABLE service_categories RENAME TO service_categories_gone").await.unwrap();
+    app.state
+        .db
+        .conn
+        .execute_unprepared("ALTER TABLE service_categories RENAME TO service_categories_gone")
+        .await
+        .unwrap();
     let v: Value = app
         .http
         .post(format!("{}/graphql", app.url))

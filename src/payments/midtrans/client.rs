@@ -137,7 +137,10 @@ impl MidtransClient {
     }
 
     async fn core_call(&self, operation: &str, req: reqwest::RequestBuilder) -> AppResult<Option<StatusResponse>> {
-        let resp = self.send(operation, req).await.map_err(|e| AppError::PaymentProvider(format!("core API request failed: {e}")))?;
+        let resp = self
+            .send(operation, req)
+            .await
+            .map_err(|e| AppError::PaymentProvider(format!("core API request failed: {e}")))?;
         let http_status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if http_status == reqwest::StatusCode::NOT_FOUND {

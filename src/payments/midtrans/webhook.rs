@@ -68,9 +68,10 @@ async fn handle(state: &AppState, body: &[u8]) -> (&'static str, Response) {
         transaction_id: n.transaction_id,
     };
     match topup::handle_notification(state, &n.order_id, &n.gross_amount, status).await {
-        Ok(row) => {
-            ("applied", (StatusCode::OK, Json(json!({ "ok": true, "transactionId": row.id.to_string() }))).into_response())
-        }
+        Ok(row) => (
+            "applied",
+            (StatusCode::OK, Json(json!({ "ok": true, "transactionId": row.id.to_string() }))).into_response(),
+        ),
         Err(e) => (error_label(&e), e.into_response()),
     }
 }
