@@ -13,8 +13,6 @@ use tokio::net::TcpListener;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
 };
 
 use crate::{
@@ -56,7 +54,8 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         .user_agent(concat!("minispod-gateway/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")?;
-    let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone()));
+    let metrics = crate::telemetry::Metrics::new();
+    let midtrans = Arc::new(MidtransClient::new(http.clone(), config.midtrans.clone(), metrics.clone()));
     let wallet_hub = WalletHub::start(&db).await.context("cannot start the wallet event hub")?;
     let revocations =
         crate::auth::revocations::RevocationHub::start(&db).await.context("cannot start the revocation hub")?;
@@ -66,7 +65,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         crate::instances::hub::InstanceHub::start(&db).await.context("cannot start the instance event hub")?;
     let persisted = Arc::new(crate::graphql::persisted::PersistedQueries::load(&config.persisted_queries)?);
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
-    let cluster = Cluster::connect(&config.kube, clock.clone()).await;
+    let cluster = Cluster::connect(&config.kube, clock.clone(), &metrics).await;
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -82,6 +81,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         instance_hub,
         reconcile_pass: Default::default(),
         persisted,
+        metrics,
     })
 }
 
@@ -131,7 +131,6 @@ impl App {
 }
 
 fn router(state: AppState, schema: AppSchema) -> Router {
-    let x_request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.config.graphql.max_body_bytes;
     let gql = Router::new()
         .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
@@ -143,18 +142,14 @@ fn router(state: AppState, schema: AppSchema) -> Router {
         .route("/graphiql", get(graphql::graphiql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::telemetry::http::metrics))
         .route("/webhooks/midtrans", post(webhook::midtrans_webhook).layer(RequestBodyLimitLayer::new(64 * 1024)))
         .with_state(state.clone())
         .merge(gql)
         .fallback(graphql::transport::not_found)
         .layer(axum::middleware::map_response(graphql::transport::json_errors))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid));
+        // After routing (the matched route labels the metrics): request id, span, metrics.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::telemetry::http::observe));
     if let Some(cors) = cors(&state.config.cors_origins) {
         router = router.layer(cors);
     }
@@ -228,36 +223,4 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received; draining requests");
-}
-
-/// Prometheus text format: a few gauges and counters an operator watches first.
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let cache = state.catalog_cache.stats();
-    let (hits, misses, entries, bytes, waiting) = (cache.hits, cache.misses, cache.entries, cache.bytes, cache.waiting);
-    let body = format!(
-        "# HELP minispod_db_statements_total SQL statements executed.\n\
-         # TYPE minispod_db_statements_total counter\n\
-         minispod_db_statements_total {}\n\
-         # HELP minispod_catalog_cache_hits_total Public catalog answers served from the cache.\n\
-         # TYPE minispod_catalog_cache_hits_total counter\n\
-         minispod_catalog_cache_hits_total {hits}\n\
-         # HELP minispod_catalog_cache_misses_total Cacheable catalog requests that were executed.\n\
-         # TYPE minispod_catalog_cache_misses_total counter\n\
-         minispod_catalog_cache_misses_total {misses}\n\
-         # HELP minispod_catalog_cache_entries Cached catalog answers.\n\
-         # TYPE minispod_catalog_cache_entries gauge\n\
-         minispod_catalog_cache_entries {entries}\n\
-         # HELP minispod_catalog_cache_bytes Bytes held by cached catalog answers and their keys.\n\
-         # TYPE minispod_catalog_cache_bytes gauge\n\
-         minispod_catalog_cache_bytes {bytes}\n\
-         # HELP minispod_catalog_cache_waiting Requests waiting for another request to fill their entry.\n\
-         # TYPE minispod_catalog_cache_waiting gauge\n\
-         minispod_catalog_cache_waiting {waiting}\n\
-         # HELP minispod_catalog_version Catalog changes seen by this replica.\n\
-         # TYPE minispod_catalog_version counter\n\
-         minispod_catalog_version {}\n",
-        state.db.statement_count(),
-        state.catalog_cache.version(),
-    );
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -81,6 +81,64 @@ pub struct Config {
     pub kube: KubeSettings,
     pub websocket: WsLimits,
     pub provisioning: ProvisionSettings,
+    /// Bearer token required by `GET /metrics` (MINISPOD_METRICS_TOKEN); `None`: open.
+    pub metrics_token: Option<SecretString>,
+    /// Span export over OTLP/HTTP (needs the `otlp` cargo feature).
+    pub otlp: OtlpSettings,
+}
+
+/// The standard OpenTelemetry variables the gateway honours.
+#[derive(Clone, Debug)]
+pub struct OtlpSettings {
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, e.g. `http://otel-collector:4318`; `None`: no export.
+    pub endpoint: Option<String>,
+    /// OTEL_EXPORTER_OTLP_HEADERS: `key=value,key=value` sent with every export.
+    pub headers: std::collections::HashMap<String, String>,
+    /// OTEL_SERVICE_NAME (default `minispod-gateway`).
+    pub service_name: String,
+}
+
+impl Default for OtlpSettings {
+    fn default() -> Self {
+        Self { endpoint: None, headers: Default::default(), service_name: "minispod-gateway".into() }
+    }
+}
+
+fn read_telemetry(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    if let Some(v) = get("MINISPOD_METRICS_TOKEN") {
+        if v.trim().len() < 16 || v.trim().chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError {
+                var: "MINISPOD_METRICS_TOKEN",
+                reason: "must be at least 16 characters without spaces".into(),
+            });
+        }
+        c.metrics_token = Some(SecretString::new(v.trim()));
+    }
+    if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        let v = v.trim().trim_end_matches('/');
+        if !(v.starts_with("http://") || v.starts_with("https://")) {
+            return Err(ConfigError {
+                var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                reason: "must be an http:// or https:// URL such as http://otel-collector:4318".into(),
+            });
+        }
+        c.otlp.endpoint = Some(v.to_string());
+    }
+    if let Some(v) = get("OTEL_EXPORTER_OTLP_HEADERS") {
+        for pair in v.split(',').filter(|p| !p.trim().is_empty()) {
+            let Some((k, val)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+                return Err(ConfigError {
+                    var: "OTEL_EXPORTER_OTLP_HEADERS",
+                    reason: "must be key=value,key=value".into(),
+                });
+            };
+            c.otlp.headers.insert(k.trim().to_string(), val.trim().to_string());
+        }
+    }
+    if let Some(v) = get("OTEL_SERVICE_NAME") {
+        c.otlp.service_name = v.trim().to_string();
+    }
+    Ok(())
 }
 
 /// Resources one WebSocket client may hold.
@@ -335,6 +393,8 @@ impl Default for Config {
                 max_connections_per_user: 64,
             },
             provisioning: ProvisionSettings::default(),
+            metrics_token: None,
+            otlp: OtlpSettings::default(),
         }
     }
 }
@@ -483,6 +543,7 @@ impl Config {
             });
         }
         read_provisioning(&get, &mut c.provisioning)?;
+        read_telemetry(&get, &mut c)?;
         Ok(c)
     }
 

@@ -121,14 +121,19 @@ impl AppError {
         }
     }
 
-    /// Logs what must not be sent (internal causes, provider details) in the current span,
-    /// which carries the request id.
-    fn log(&self) {
+    /// Logs the error once, where it leaves for a client (or ends a job item), in the current
+    /// span, which carries the request id. ERROR is for what an operator must look at: internal
+    /// causes and the payment provider failing (the failing call itself was logged by the
+    /// client that made it). The client's own mistakes are INFO; throttling and an absent
+    /// cluster are WARN.
+    pub fn log(&self) {
+        let code = self.code();
         match self {
-            Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            Self::PaymentProvider(detail) => tracing::warn!(%detail, "payment provider error"),
-            Self::ClusterUnavailable(detail) => tracing::debug!(%detail, "cluster unavailable"),
-            _ => {}
+            Self::Internal(e) => tracing::error!(code, error = ?e, "internal error"),
+            Self::PaymentProvider(detail) => tracing::error!(code, %detail, "payment provider error"),
+            Self::ClusterUnavailable(detail) => tracing::warn!(code, %detail, "cluster unavailable"),
+            Self::RateLimited { retry_after_secs } => tracing::warn!(code, retry_after_secs, "rate limited"),
+            _ => tracing::info!(code, message = %self, "request refused"),
         }
     }
 }

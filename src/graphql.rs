@@ -102,6 +102,8 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_depth * 2 + 8)
         .limit_directives(16)
+        // First, so it observes the refusals of the extensions after it.
+        .extension(crate::telemetry::graphql::Observe(state.as_ref().map(|s| s.metrics.clone()).unwrap_or_default()))
         .extension(DocumentLimits::from_config(&limits))
         .extension(crate::text::TextGuard);
     if !limits.introspection {
@@ -277,6 +279,7 @@ fn finish(mut resp: async_graphql::Response) -> async_graphql::Response {
             err.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
         }
     }
+    crate::telemetry::graphql::tag_errors(&mut resp.errors);
     resp
 }
 

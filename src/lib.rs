@@ -20,6 +20,7 @@ pub mod seed;
 pub mod settings;
 pub mod state;
 pub mod subscriptions;
+pub mod telemetry;
 pub mod text;
 pub mod users;
 pub mod ws;

@@ -3,8 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
-use minispod_gateway::{app, config::Config, db::Db, graphql, healthcheck};
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use minispod_gateway::{app, config::Config, db::Db, graphql, healthcheck, telemetry};
 
 #[derive(Parser)]
 #[command(name = "minispod", version, about = "MinisPod Gateway: the GraphQL API of the MinisPod app platform")]
@@ -42,19 +41,6 @@ enum MigrateAction {
     Fresh,
 }
 
-fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,tower_http=info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    // Colours only for a terminal: logs collected from a pipe or a file stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let _ = if json {
-        registry.with(fmt::layer().json()).try_init()
-    } else {
-        registry.with(fmt::layer().with_ansi(ansi)).try_init()
-    };
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -72,7 +58,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_json);
+    let _tracing = telemetry::logging::init(&config);
     match run(cli.command.unwrap_or(Command::Serve), config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -66,11 +66,12 @@ pub fn upgrade(
     };
     // Per-connection buffers dominate the memory of idle subscribers: the 128 KiB defaults
     // cost ~130 KiB each, while client messages are tiny and samples go out one by one.
+    let scope = crate::telemetry::RequestId::connection_scope();
     ws.read_buffer_size(WS_BUFFER_BYTES)
         .write_buffer_size(WS_BUFFER_BYTES)
         .max_message_size(state.config.graphql.max_body_bytes)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(socket, state, schema, protocol, ip))
+        .on_upgrade(move |socket| scope.run(serve(socket, state, schema, protocol, ip)))
         .into_response()
 }
 
@@ -277,6 +278,7 @@ impl Conn {
 }
 
 async fn serve(socket: WebSocket, state: AppState, schema: AppSchema, protocol: WebSocketProtocols, ip: ClientIp) {
+    let _open = state.metrics.ws_connection();
     let limits = state.config.websocket.clone();
     // Metric samples are serialised once for all subscribers (`cluster::fanout`); the sink puts
     // each connection's copy in place.

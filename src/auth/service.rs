@@ -53,7 +53,7 @@ fn throttle(state: &AppState, ip: Option<&str>, email: &str) -> AppResult<()> {
     limits.email_limiter.hit(email)
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn register(state: &AppState, input: Registration<'_>, ip: Option<&str>) -> AppResult<AuthPayload> {
     let email = Email::parse(input.email)?;
     throttle(state, ip, email.as_str())?;
@@ -71,7 +71,7 @@ pub async fn register(state: &AppState, input: Registration<'_>, ip: Option<&str
     Ok(payload)
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn login(state: &AppState, email: &str, password: &str, ip: Option<&str>) -> AppResult<AuthPayload> {
     // A malformed email cannot belong to an account: same answer as a wrong password.
     let email = Email::parse(email).map_err(|_| bad_credentials())?;
@@ -117,7 +117,7 @@ async fn issue_session(
 /// Exchanges a refresh token for a new pair. The old token is marked rotated by a conditional
 /// update, so two concurrent uses cannot both succeed; presenting a rotated token again means it
 /// was stolen, and the whole family is revoked.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn refresh(state: &AppState, refresh_token: &str) -> AppResult<AuthPayload> {
     let now = state.now();
     let hash = hash_token(refresh_token.trim());
@@ -191,7 +191,7 @@ pub async fn logout_all(state: &AppState, viewer: Viewer) -> AppResult<()> {
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(user_id = viewer.id), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id))]
 pub async fn change_password(state: &AppState, viewer: Viewer, current: &str, new: &str) -> AppResult<()> {
     let new = Password::parse(new, "newPassword")?;
     // A stolen access token must not become an oracle for the password.

@@ -125,7 +125,7 @@ async fn append(
 }
 
 /// Adds `entry.amount` to the user's balance and appends a COMPLETED ledger row.
-#[tracing::instrument(skip_all, fields(user_id = entry.user_id, amount = entry.amount), err)]
+#[tracing::instrument(skip_all, fields(user_id = entry.user_id, amount = entry.amount))]
 pub async fn credit(db: &impl ConnectionTrait, entry: Entry, now: DateTime<Utc>) -> AppResult<transactions::Model> {
     check_amount(entry.amount)?;
     let after = move_balance(db, entry.user_id, entry.amount, entry.kind, true, now)
@@ -137,7 +137,7 @@ pub async fn credit(db: &impl ConnectionTrait, entry: Entry, now: DateTime<Utc>)
 /// Takes `entry.amount` from the balance and appends a COMPLETED ledger row. Refused with
 /// INSUFFICIENT_CREDIT when the balance would go below zero, unless `allow_negative` (reversals
 /// of money that was already spent).
-#[tracing::instrument(skip_all, fields(user_id = entry.user_id, amount = entry.amount), err)]
+#[tracing::instrument(skip_all, fields(user_id = entry.user_id, amount = entry.amount))]
 pub async fn debit(
     db: &impl ConnectionTrait,
     entry: Entry,
@@ -182,7 +182,7 @@ pub fn parse_reason(raw: &str) -> AppResult<String> {
 }
 
 /// Admin: add (positive) or remove (negative) credit, never below zero.
-#[tracing::instrument(skip_all, fields(admin_id = admin.id, user_id, amount), err)]
+#[tracing::instrument(skip_all, fields(admin_id = admin.id, user_id, amount))]
 pub async fn adjust_credit(
     state: &AppState,
     admin: Viewer,
@@ -267,7 +267,7 @@ pub async fn get_visible(db: &impl ConnectionTrait, viewer: Viewer, id: i64) -> 
 
 /// Completes a top-up row: credits its amount once and marks it COMPLETED. `Ok(None)` when it
 /// was already credited or is no longer open; the caller must then roll back (drop) `db`.
-#[tracing::instrument(skip_all, fields(transaction_id = row.id), err)]
+#[tracing::instrument(skip_all, fields(transaction_id = row.id))]
 pub async fn settle_top_up(
     db: &impl ConnectionTrait,
     row: &transactions::Model,
@@ -303,7 +303,7 @@ pub async fn settle_top_up(
 
 /// Takes back a completed top-up once (`reversal:<id>`), even below zero: the money already
 /// left through the payment provider. `Ok(None)` when it was reversed before; roll back then.
-#[tracing::instrument(skip_all, fields(transaction_id = top_up.id), err)]
+#[tracing::instrument(skip_all, fields(transaction_id = top_up.id))]
 pub async fn reverse_top_up(
     db: &impl ConnectionTrait,
     top_up: &transactions::Model,

@@ -56,10 +56,10 @@ impl Health {
 
 impl Cluster {
     /// Builds the clients without contacting the API server; never fails the gateway.
-    pub async fn connect(settings: &KubeSettings, clock: SharedClock) -> Self {
+    pub async fn connect(settings: &KubeSettings, clock: SharedClock, metrics: &crate::telemetry::Metrics) -> Self {
         // The detail (paths, contexts) goes to the log; clients only learn that it failed.
         let conn = match Self::load_config(settings).await {
-            Ok(Some(config)) => Self::clients(config, settings).map_err(|detail| {
+            Ok(Some(config)) => Self::clients(config, settings, metrics).map_err(|detail| {
                 tracing::warn!(%detail, "cannot build the Kubernetes client; running without a cluster");
                 "the Kubernetes client could not be built".to_string()
             }),
@@ -117,7 +117,11 @@ impl Cluster {
         }
     }
 
-    fn clients(mut config: kube::Config, settings: &KubeSettings) -> Result<Clients, String> {
+    fn clients(
+        mut config: kube::Config,
+        settings: &KubeSettings,
+        metrics: &crate::telemetry::Metrics,
+    ) -> Result<Clients, String> {
         config.connect_timeout = Some(settings.connect_timeout);
         config.write_timeout = Some(settings.read_timeout);
         // Retries would multiply upstream requests per tick and slow down failing fields.
@@ -125,8 +129,15 @@ impl Cluster {
         let mut streaming = config.clone();
         streaming.read_timeout = None;
         config.read_timeout = Some(settings.read_timeout);
-        let api = kube::Client::try_from(config).map_err(|e| e.to_string())?;
-        let streams = kube::Client::try_from(streaming).map_err(|e| e.to_string())?;
+        // Every request through either client is timed and counted (`telemetry::upstream`).
+        let layer = crate::telemetry::upstream::KubeMetricsLayer(metrics.clone());
+        let build = |config: kube::Config| {
+            kube::client::ClientBuilder::try_from(config)
+                .map(|b| b.with_layer(&layer).build())
+                .map_err(|e| e.to_string())
+        };
+        let api = build(config)?;
+        let streams = build(streaming)?;
         Ok(Clients { api, streams })
     }
 

@@ -116,7 +116,7 @@ fn optional<T>(r: AppResult<Option<Vec<T>>>) -> Vec<T> {
     .unwrap_or_default()
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn namespaces(cluster: &Cluster, with_pod_counts: bool) -> AppResult<Vec<Namespace>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let all = ListParams::default();
@@ -136,7 +136,7 @@ pub async fn namespaces(cluster: &Cluster, with_pod_counts: bool) -> AppResult<V
     Ok(namespaces.into_iter().map(|ns| model::namespace_view(ns, &counts)).collect())
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn nodes(cluster: &Cluster) -> AppResult<Vec<Node>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let all = ListParams::default();
@@ -155,7 +155,7 @@ pub async fn nodes(cluster: &Cluster) -> AppResult<Vec<Node>> {
         .collect())
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn pods(cluster: &Cluster, ns: Option<&NamespaceName>, label_selector: Option<&str>) -> AppResult<Vec<Pod>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let mut params = ListParams::default();
@@ -185,21 +185,21 @@ pub async fn pods(cluster: &Cluster, ns: Option<&NamespaceName>, label_selector:
         .collect())
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn deployments(cluster: &Cluster, ns: Option<&NamespaceName>) -> AppResult<Vec<Deployment>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let items = list(api::<KDeployment>(client, ns), &ListParams::default(), "deployments").await?;
     Ok(items.into_iter().map(model::deployment_view).collect())
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn services(cluster: &Cluster, ns: Option<&NamespaceName>) -> AppResult<Vec<KubeService>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let items = list(api::<KService>(client, ns), &ListParams::default(), "services").await?;
     Ok(items.into_iter().map(model::service_view).collect())
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn ingresses(cluster: &Cluster, ns: Option<&NamespaceName>) -> AppResult<Vec<Ingress>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let items = list(api::<KIngress>(client, ns), &ListParams::default(), "ingresses").await?;
@@ -241,7 +241,7 @@ fn log_container(pod: &KPod, asked: Option<&str>) -> AppResult<Option<String>> {
     }
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn pod_logs(cluster: &Cluster, req: LogRequest) -> AppResult<Vec<String>> {
     let client = &cluster.clients_or_unavailable()?.api;
     let api: Api<KPod> = Api::namespaced(client.clone(), req.namespace.as_str());
@@ -251,7 +251,7 @@ pub async fn pod_logs(cluster: &Cluster, req: LogRequest) -> AppResult<Vec<Strin
 
 /// Follows a pod's log line by line. The stream ends when the API server ends the log (the pod
 /// or container went away); a broken connection ends it too, after logging why.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn follow_logs(cluster: &Cluster, req: LogRequest) -> AppResult<impl Stream<Item = String> + Send + use<>> {
     let client = &cluster.clients_or_unavailable()?.streams;
     let api: Api<KPod> = Api::namespaced(client.clone(), req.namespace.as_str());

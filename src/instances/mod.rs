@@ -83,12 +83,12 @@ pub fn spawn(state: &crate::state::AppState) -> Vec<tokio::task::JoinHandle<()>>
 }
 
 async fn reconcile_logged(state: &crate::state::AppState) {
-    match reconcile::run_once(state).await {
-        Ok(r) if r.changed + r.failed + r.orphans_deleted > 0 => {
-            tracing::info!(changed = r.changed, failed = r.failed, orphans = r.orphans_deleted, "instances reconciled")
+    match crate::jobs::billing::run(state, crate::jobs::billing::BillingJob::ReconcileInstances).await {
+        Ok(r) if r.succeeded + r.failed > 0 => {
+            tracing::info!(changed = r.succeeded, failed = r.failed, "instances reconciled")
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "instance reconcile pass failed"),
+        Err(e) => tracing::error!(error = ?e, "instance reconcile pass failed"),
     }
 }
 

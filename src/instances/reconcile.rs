@@ -33,7 +33,7 @@ pub struct PassReport {
 }
 
 /// Runs one pass unless another replica is running one.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn run_once(state: &AppState) -> AppResult<PassReport> {
     let Ok(_running) = state.reconcile_pass.try_lock() else {
         return Ok(PassReport { skipped: true, ..Default::default() });
@@ -120,6 +120,7 @@ async fn pass(state: &AppState) -> AppResult<PassReport> {
             }
             Ok(false) => {}
             Err(e) => {
+                e.log();
                 report.failed += 1;
                 report.details.push(format!("instance {id}: {e}"));
             }
@@ -139,6 +140,7 @@ async fn pass(state: &AppState) -> AppResult<PassReport> {
                 report.details.push(format!("orphan {:?} {} deleted", o.kind, o.name));
             }
             Err(e) => {
+                tracing::warn!(kind = ?o.kind, name = %o.name, error = %e, "cannot delete an orphaned object");
                 report.failed += 1;
                 report.details.push(format!("orphan {:?} {}: {e}", o.kind, o.name));
             }

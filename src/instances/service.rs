@@ -212,7 +212,7 @@ async fn apply(state: &AppState, l: &Loaded) -> Result<Option<String>, ClusterEr
 
 /// First provisioning of a PENDING instance: stamp, apply, then PROVISIONING. When the cluster
 /// is unreachable the instance stays PENDING with `lastError`, and the reconciler tries again.
-#[tracing::instrument(skip_all, fields(instance_id = id), err)]
+#[tracing::instrument(skip_all, fields(instance_id = id))]
 pub async fn provision(state: &AppState, id: i64) -> AppResult<()> {
     let Some(mut l) = load(&state.db.conn, id).await? else {
         return Ok(());
@@ -266,7 +266,7 @@ async fn recheck(state: &AppState, inst: &instance::Model) -> AppResult<()> {
 }
 
 /// The owner's (or an administrator's) start, stop, restart and retry.
-#[tracing::instrument(skip_all, fields(actor = viewer.id, instance_id = id, ?action), err)]
+#[tracing::instrument(skip_all, fields(actor = viewer.id, instance_id = id, ?action))]
 pub async fn act(state: &AppState, viewer: Viewer, id: i64, action: Action) -> AppResult<instance::Model> {
     if !matches!(action, Action::Start | Action::Stop | Action::Restart | Action::Retry) {
         return Err(AppError::bad_input("action", "not an owner action"));
@@ -348,7 +348,7 @@ pub async fn observed(state: &AppState, id: i64, seen: Observation, stamp: Optio
 /// Brings one instance's cluster objects to what its row and subscription say. Used after
 /// subscription changes and by every reconcile pass; `has_objects` says whether the pass saw
 /// the instance's objects complete and current.
-#[tracing::instrument(skip_all, fields(instance_id = l.instance.id), err)]
+#[tracing::instrument(skip_all, fields(instance_id = l.instance.id))]
 pub async fn converge(state: &AppState, mut l: Loaded, up_to_date: bool) -> AppResult<bool> {
     let inst = l.instance.clone();
     let now = state.now();

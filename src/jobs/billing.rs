@@ -51,6 +51,7 @@ impl JobReport {
                 self.details.push(d);
             }
             Err(e) => {
+                e.log();
                 self.failed += 1;
                 self.details.push(format!("subscription {id}: {e}"));
             }
@@ -58,8 +59,30 @@ impl JobReport {
     }
 }
 
-/// Runs one job now.
+impl BillingJob {
+    /// The `job` label of the job metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Renewals => "renewals",
+            Self::GracePeriod => "grace_period",
+            Self::LowCreditWarnings => "low_credit_warnings",
+            Self::ReconcileInstances => "reconcile_instances",
+            Self::ReconcilePayments => "reconcile_payments",
+        }
+    }
+}
+
+/// Runs one job now (the periodic runners and `runBillingJob` alike), recording the pass in the
+/// job metrics.
 pub async fn run(state: &AppState, job: BillingJob) -> AppResult<JobReport> {
+    let started = std::time::Instant::now();
+    let result = run_pass(state, job).await;
+    let items = result.as_ref().ok().map(|r| (r.succeeded, r.failed));
+    state.metrics.job_run(job.label(), items, started.elapsed(), state.now().timestamp());
+    result
+}
+
+async fn run_pass(state: &AppState, job: BillingJob) -> AppResult<JobReport> {
     match job {
         BillingJob::Renewals => renewals(state).await,
         BillingJob::GracePeriod => grace_period(state).await,
@@ -85,7 +108,7 @@ pub async fn run(state: &AppState, job: BillingJob) -> AppResult<JobReport> {
 }
 
 /// Charges every due auto-renewing subscription (see `renewal::renew_due`).
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn renewals(state: &AppState) -> AppResult<JobReport> {
     let mut report = JobReport::default();
     for id in renewal::due_for_renewal(state, state.now()).await? {
@@ -96,7 +119,7 @@ pub async fn renewals(state: &AppState) -> AppResult<JobReport> {
 
 /// Suspends subscriptions whose grace is over, expires those suspended past the retention and
 /// those that reached the period end with auto-renew off.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn grace_period(state: &AppState) -> AppResult<JobReport> {
     let mut report = JobReport::default();
     let now = state.now();
@@ -113,7 +136,7 @@ pub async fn grace_period(state: &AppState) -> AppResult<JobReport> {
 
 /// Reports owners whose balance does not cover their paid renewals due within three days.
 /// Nothing is sent; the details are the list.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn low_credit_warnings(state: &AppState) -> AppResult<JobReport> {
     let upcoming = renewal::upcoming_renewals(state, state.now() + Days::days(LOW_CREDIT_DAYS)).await?;
     let mut due_by_user: BTreeMap<i64, (i64, Vec<i64>)> = BTreeMap::new();
@@ -159,7 +182,7 @@ pub fn spawn_runner(state: AppState, interval: Duration) -> JoinHandle<()> {
                         "billing job ran"
                     ),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(?job, error = %e, "billing job pass failed"),
+                    Err(e) => tracing::error!(?job, error = ?e, "billing job pass failed"),
                 }
             }
         }

@@ -16,17 +16,17 @@ pub fn spawn_reconciler(state: AppState, interval: Duration) -> JoinHandle<()> {
     super::every(interval, move || {
         let state = state.clone();
         async move {
-            match reconcile(&state).await {
+            match super::billing::run(&state, super::billing::BillingJob::ReconcilePayments).await {
                 Ok(r) if r.processed > 0 => {
                     tracing::info!(
                         processed = r.processed,
-                        changed = r.changed,
+                        changed = r.succeeded,
                         failed = r.failed,
                         "payments reconciled"
                     )
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "payment reconciler pass failed"),
+                Err(e) => tracing::error!(error = ?e, "payment reconciler pass failed"),
             }
         }
     })
@@ -43,7 +43,7 @@ pub struct ReconcileReport {
 /// One reconciler pass: PENDING top-ups older than `payment_reconcile_after` are checked with
 /// the status API (a lost webhook), and unknown ones past their expiry are EXPIRED. Safe to
 /// run on every replica at once: everything it does is idempotent.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn reconcile(state: &AppState) -> AppResult<ReconcileReport> {
     let cutoff =
         state.now() - chrono::Duration::from_std(state.config.payment_reconcile_after).map_err(AppError::internal)?;
@@ -66,6 +66,7 @@ pub async fn reconcile(state: &AppState) -> AppResult<ReconcileReport> {
             }
             Ok(_) => {}
             Err(e) => {
+                e.log();
                 report.failed += 1;
                 report.details.push(format!("{}: {}", crate::billing::reference(id), e));
             }

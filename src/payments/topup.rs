@@ -115,7 +115,7 @@ fn snap_body(
 
 /// Inserts a PENDING top-up, commits, then asks Snap for a payment page. A Snap failure (or a
 /// missing server key) marks the row FAILED and returns PAYMENT_PROVIDER_ERROR.
-#[tracing::instrument(skip_all, fields(user_id = viewer.id, amount), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, amount))]
 pub async fn create_top_up(
     state: &AppState,
     viewer: Viewer,
@@ -208,7 +208,7 @@ fn merged_metadata(row: &transactions::Model, ps: &ProviderStatus) -> Value {
 /// Applies a Midtrans status to a top-up. Safe to call any number of times, concurrently and in
 /// any order: each money movement is claimed through a unique posting key, and status changes
 /// are conditional on the current status.
-#[tracing::instrument(skip_all, fields(transaction_id = id, status = %ps.transaction_status), err)]
+#[tracing::instrument(skip_all, fields(transaction_id = id, status = %ps.transaction_status))]
 pub async fn apply_status(state: &AppState, id: i64, ps: &ProviderStatus) -> AppResult<transactions::Model> {
     let verdict = classify(&ps.transaction_status, ps.fraud_status.as_deref(), ps.status_code.as_deref());
     // A concurrent change between our read and our conditional write sends us round again.
@@ -329,7 +329,7 @@ async fn checked(state: &AppState, row: &transactions::Model, answer: StatusResp
 }
 
 /// A verified notification (signature already checked by the webhook).
-#[tracing::instrument(skip_all, fields(order_id = order_id), err)]
+#[tracing::instrument(skip_all, fields(order_id = order_id))]
 pub async fn handle_notification(
     state: &AppState,
     order_id: &str,
@@ -358,7 +358,7 @@ fn top_up_of(row: transactions::Model) -> AppResult<(transactions::Model, String
 }
 
 /// Asks the status API and applies the answer; an unknown order past its expiry is EXPIRED.
-#[tracing::instrument(skip_all, fields(transaction_id = row.id), err)]
+#[tracing::instrument(skip_all, fields(transaction_id = row.id))]
 pub async fn sync_row(state: &AppState, row: transactions::Model) -> AppResult<transactions::Model> {
     let (row, order) = top_up_of(row)?;
     match state.midtrans.status(&order).await? {
@@ -374,7 +374,7 @@ pub async fn sync_row(state: &AppState, row: transactions::Model) -> AppResult<t
     }
 }
 
-#[tracing::instrument(skip_all, fields(user_id = viewer.id, transaction_id = id), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, transaction_id = id))]
 pub async fn sync_top_up(state: &AppState, viewer: Viewer, id: i64) -> AppResult<transactions::Model> {
     let row = service::get_visible(&state.db.conn, viewer, id).await?;
     sync_row(state, row).await
@@ -382,7 +382,7 @@ pub async fn sync_top_up(state: &AppState, viewer: Viewer, id: i64) -> AppResult
 
 /// Cancels a PENDING top-up at Midtrans, then here. If Midtrans reports the payment already
 /// happened, that status is applied instead.
-#[tracing::instrument(skip_all, fields(user_id = viewer.id, transaction_id = id), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, transaction_id = id))]
 pub async fn cancel_top_up(state: &AppState, viewer: Viewer, id: i64) -> AppResult<transactions::Model> {
     let (row, order) = top_up_of(service::get_visible(&state.db.conn, viewer, id).await?)?;
     if row.status != TransactionStatus::Pending {

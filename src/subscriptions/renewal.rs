@@ -75,7 +75,7 @@ fn is_due(sub: &subscription::Model, now: DateTime<Utc>) -> bool {
 /// one ended (no gap, no drift) and lasts one calendar month. Without enough credit the
 /// subscription stays ACTIVE and enters a grace period that ends `grace_period_days` after the
 /// old period end; the grace is set once and never pushed back by later attempts.
-#[tracing::instrument(skip_all, fields(subscription_id = id), err)]
+#[tracing::instrument(skip_all, fields(subscription_id = id))]
 pub async fn renew_due(state: &AppState, id: i64) -> AppResult<Outcome> {
     let now = state.now();
     let Some(sub) = load(state, id).await? else { return Ok(Outcome::Skipped) };
@@ -185,7 +185,7 @@ pub async fn grace_over(state: &AppState, now: DateTime<Utc>) -> AppResult<Vec<i
 /// Grace over without payment: ACTIVE → SUSPENDED. The slot stays held so that paying
 /// (`renewSubscription`) brings the service back; stopping the instances is the provisioner's
 /// job, so only the intent is recorded.
-#[tracing::instrument(skip_all, fields(subscription_id = id), err)]
+#[tracing::instrument(skip_all, fields(subscription_id = id))]
 pub async fn suspend_unpaid(state: &AppState, id: i64) -> AppResult<Outcome> {
     let now = state.now();
     let Some(sub) = load(state, id).await? else { return Ok(Outcome::Skipped) };
@@ -270,7 +270,7 @@ fn expiry_reason(state: &AppState, sub: &subscription::Model, now: DateTime<Utc>
 }
 
 /// → EXPIRED: the quota slot is released and the instances are marked for termination. No charge.
-#[tracing::instrument(skip_all, fields(subscription_id = id), err)]
+#[tracing::instrument(skip_all, fields(subscription_id = id))]
 pub async fn expire(state: &AppState, id: i64) -> AppResult<Outcome> {
     let now = state.now();
     let Some(sub) = load(state, id).await? else { return Ok(Outcome::Skipped) };

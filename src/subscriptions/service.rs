@@ -193,7 +193,7 @@ fn subscription_exists(detail: &str) -> AppError {
     }
 }
 
-#[tracing::instrument(skip_all, fields(user_id = viewer.id, plan_id = input.plan_id), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, plan_id = input.plan_id))]
 pub async fn subscribe(state: &AppState, viewer: Viewer, input: SubscribeInput) -> AppResult<subscription::Model> {
     let instance_name = validate_instance_name(input.instance_name.as_deref())?;
     let key = validate_idempotency_key(input.idempotency_key.as_deref())?;
@@ -396,7 +396,7 @@ pub async fn upgrade_options(state: &AppState, sub: &subscription::Model) -> App
         .collect())
 }
 
-#[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id, plan_id), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id, plan_id))]
 pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) -> AppResult<subscription::Model> {
     let now = state.now();
     // The state this request acts on is read before the transaction (see `transition`).
@@ -473,7 +473,7 @@ fn parse_reason(raw: Option<&str>, required: bool) -> AppResult<Option<String>> 
 
 /// Cancels at once: ACTIVE or SUSPENDED → CANCELLED, slot released, instances marked for
 /// termination. The owner gets no refund; an administrator may refund the unused part.
-#[tracing::instrument(skip_all, fields(actor = viewer.id, subscription_id = id), err)]
+#[tracing::instrument(skip_all, fields(actor = viewer.id, subscription_id = id))]
 pub async fn cancel(
     state: &AppState,
     viewer: Viewer,
@@ -568,7 +568,7 @@ pub async fn set_auto_renew(
 /// Pays the next period now: during a grace period (or while suspended for non-payment), or
 /// within seven days of the period end. Where the new period starts is the lifecycle's rule
 /// (`lifecycle::renewal_start`): at the old end, except from SUSPENDED.
-#[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id))]
 pub async fn renew(state: &AppState, viewer: Viewer, id: i64) -> AppResult<subscription::Model> {
     let now = state.now();
     let sub = visible(&state.db.conn, viewer, id).await?;

@@ -32,7 +32,7 @@ fn unique_violation(detail: &str) -> AppError {
 }
 
 /// Inserts a user; the database's unique indexes decide duplicates (no pre-check).
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn create_user(state: &AppState, input: NewUser, db: &impl ConnectionTrait) -> AppResult<users::Model> {
     let now = state.now();
     users::ActiveModel {
@@ -90,7 +90,7 @@ pub fn parse_avatar(raw: &str) -> AppResult<Option<String>> {
     Ok(Some(s.to_string()))
 }
 
-#[tracing::instrument(skip_all, fields(user_id = viewer.id), err)]
+#[tracing::instrument(skip_all, fields(user_id = viewer.id))]
 pub async fn update_profile(state: &AppState, viewer: Viewer, changes: ProfileChanges) -> AppResult<users::Model> {
     let tx = state.db.begin().await?;
     let user = get(&*tx, viewer.id).await?;
@@ -155,7 +155,7 @@ async fn ensure_other_active_admin(db: &impl ConnectionTrait, changing: i64) -> 
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(admin_id = admin.id, user_id), err)]
+#[tracing::instrument(skip_all, fields(admin_id = admin.id, user_id))]
 pub async fn set_role(state: &AppState, admin: Viewer, user_id: i64, role: Role) -> AppResult<users::Model> {
     let tx = state.db.begin().await?;
     let user = get(&*tx, user_id).await?;
@@ -172,7 +172,7 @@ pub async fn set_role(state: &AppState, admin: Viewer, user_id: i64, role: Role)
     Ok(user)
 }
 
-#[tracing::instrument(skip_all, fields(admin_id = admin.id, user_id), err)]
+#[tracing::instrument(skip_all, fields(admin_id = admin.id, user_id))]
 pub async fn set_active(state: &AppState, admin: Viewer, user_id: i64, active_flag: bool) -> AppResult<users::Model> {
     let tx = state.db.begin().await?;
     let user = get(&*tx, user_id).await?;

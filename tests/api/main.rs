@@ -16,6 +16,7 @@ mod helpers;
 mod image;
 mod input;
 mod instance_live;
+mod observability;
 mod production;
 mod provisioning;
 mod subscriptions;

@@ -14,6 +14,7 @@ use crate::{
 pub struct MidtransClient {
     http: reqwest::Client,
     config: MidtransConfig,
+    metrics: crate::telemetry::Metrics,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,8 +39,29 @@ pub struct StatusResponse {
 const SNAP_ATTEMPTS: usize = 2;
 
 impl MidtransClient {
-    pub fn new(http: reqwest::Client, config: MidtransConfig) -> Self {
-        Self { http, config }
+    pub fn new(http: reqwest::Client, config: MidtransConfig, metrics: crate::telemetry::Metrics) -> Self {
+        Self { http, config, metrics }
+    }
+
+    /// Sends one request, recording its latency (until headers) and outcome. Failures are WARN
+    /// here (a Snap request is retried); the PAYMENT_PROVIDER_ERROR they end in is the ERROR.
+    async fn send(&self, operation: &str, req: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        let started = std::time::Instant::now();
+        let result = req.send().await;
+        let outcome = match &result {
+            Ok(resp) => crate::telemetry::upstream::status_class(resp.status().as_u16()),
+            Err(e) => {
+                tracing::warn!(operation, error = %e, "Midtrans request failed");
+                "error"
+            }
+        };
+        if let Ok(resp) = &result
+            && resp.status().is_server_error()
+        {
+            tracing::warn!(operation, status = resp.status().as_u16(), "Midtrans answered with a server error");
+        }
+        self.metrics.upstream("midtrans", operation, outcome, started.elapsed());
+        result
     }
 
     pub fn config(&self) -> &MidtransConfig {
@@ -68,7 +90,7 @@ impl MidtransClient {
 
     /// `POST {snap}/transactions`. Timeouts, connection errors and 5xx are retried once with the
     /// same `Idempotency-Key`, so Midtrans creates at most one transaction.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     pub async fn create_snap(&self, body: &Value, idempotency_key: &str) -> AppResult<SnapResponse> {
         let url = format!("{}/transactions", self.config.snap_url);
         let mut last = String::new();
@@ -77,7 +99,7 @@ impl MidtransClient {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let req = self.request(reqwest::Method::POST, url.clone())?.header("Idempotency-Key", idempotency_key);
-            let resp = match req.json(body).send().await {
+            let resp = match self.send("snap_create", req.json(body)).await {
                 Ok(r) => r,
                 Err(e) => {
                     last = format!("snap request failed: {e}");
@@ -101,21 +123,24 @@ impl MidtransClient {
 
     /// `GET {api}/v2/{order}/status`; `None` when Midtrans does not know the order (a Snap
     /// payment whose customer has not chosen a method yet).
-    #[tracing::instrument(skip_all, fields(order_id), err)]
+    #[tracing::instrument(skip_all, fields(order_id))]
     pub async fn status(&self, order_id: &str) -> AppResult<Option<StatusResponse>> {
         let url = format!("{}/v2/{}/status", self.config.api_url, order_id);
-        self.core_call(self.request(reqwest::Method::GET, url)?).await
+        self.core_call("status", self.request(reqwest::Method::GET, url)?).await
     }
 
     /// `POST {api}/v2/{order}/cancel`; `None` when Midtrans does not know the order.
-    #[tracing::instrument(skip_all, fields(order_id), err)]
+    #[tracing::instrument(skip_all, fields(order_id))]
     pub async fn cancel(&self, order_id: &str) -> AppResult<Option<StatusResponse>> {
         let url = format!("{}/v2/{}/cancel", self.config.api_url, order_id);
-        self.core_call(self.request(reqwest::Method::POST, url)?).await
+        self.core_call("cancel", self.request(reqwest::Method::POST, url)?).await
     }
 
-    async fn core_call(&self, req: reqwest::RequestBuilder) -> AppResult<Option<StatusResponse>> {
-        let resp = req.send().await.map_err(|e| AppError::PaymentProvider(format!("core API request failed: {e}")))?;
+    async fn core_call(&self, operation: &str, req: reqwest::RequestBuilder) -> AppResult<Option<StatusResponse>> {
+        let resp = self
+            .send(operation, req)
+            .await
+            .map_err(|e| AppError::PaymentProvider(format!("core API request failed: {e}")))?;
         let http_status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if http_status == reqwest::StatusCode::NOT_FOUND {

@@ -36,19 +36,29 @@ pub struct Notification {
 
 #[tracing::instrument(skip_all)]
 pub async fn midtrans_webhook(State(state): State<AppState>, body: Bytes) -> Response {
-    let n: Notification = match serde_json::from_slice(&body) {
+    let (result, response) = handle(&state, &body).await;
+    state.metrics.webhook("midtrans", result);
+    response
+}
+
+/// The reply, and the result label of `minispod_webhooks_total`: `applied`, `malformed`,
+/// `not_configured`, `invalid_signature`, or the lower-case error code.
+async fn handle(state: &AppState, body: &[u8]) -> (&'static str, Response) {
+    let n: Notification = match serde_json::from_slice(body) {
         Ok(n) => n,
         Err(e) => {
-            return AppError::BadInput { message: format!("malformed notification: {e}"), field: None }.into_response();
+            let e = AppError::BadInput { message: format!("malformed notification: {e}"), field: None };
+            return ("malformed", e.into_response());
         }
     };
     let Some(key) = state.midtrans.config().server_key.clone().filter(|k| !k.is_empty()) else {
-        tracing::error!("Midtrans notification received but MIDTRANS_SERVER_KEY is not configured");
-        return AppError::PaymentProvider("server key not configured".into()).into_response();
+        return ("not_configured", AppError::PaymentProvider("server key not configured".into()).into_response());
     };
     if !signature::verify(&n.order_id, &n.status_code, &n.gross_amount, key.expose(), &n.signature_key) {
         tracing::warn!(order_id = %n.order_id, "Midtrans notification with an invalid signature");
-        return AppError::Unauthenticated("invalid signature".into()).into_response();
+        // Logged above at WARN (a forged notification is worth a look), not again as a refusal.
+        let body = json!({ "error": { "code": "UNAUTHENTICATED", "message": "invalid signature" } });
+        return ("invalid_signature", (StatusCode::UNAUTHORIZED, Json(body)).into_response());
     }
     let status = ProviderStatus {
         transaction_status: n.transaction_status,
@@ -57,8 +67,22 @@ pub async fn midtrans_webhook(State(state): State<AppState>, body: Bytes) -> Res
         payment_type: n.payment_type,
         transaction_id: n.transaction_id,
     };
-    match topup::handle_notification(&state, &n.order_id, &n.gross_amount, status).await {
-        Ok(row) => (StatusCode::OK, Json(json!({ "ok": true, "transactionId": row.id.to_string() }))).into_response(),
-        Err(e) => e.into_response(),
+    match topup::handle_notification(state, &n.order_id, &n.gross_amount, status).await {
+        Ok(row) => (
+            "applied",
+            (StatusCode::OK, Json(json!({ "ok": true, "transactionId": row.id.to_string() }))).into_response(),
+        ),
+        Err(e) => (error_label(&e), e.into_response()),
+    }
+}
+
+fn error_label(e: &AppError) -> &'static str {
+    match e {
+        AppError::NotFound(_) => "not_found",
+        AppError::BadInput { .. } => "bad_user_input",
+        AppError::Conflict(_) => "conflict",
+        AppError::Internal(_) => "internal",
+        AppError::PaymentProvider(_) => "payment_provider_error",
+        _ => "error",
     }
 }
