@@ -24,6 +24,10 @@ pub enum AppError {
     ClusterUnavailable(String),
     #[error("the payment provider could not be reached or refused the request")]
     PaymentProvider(String),
+    /// This gateway has no payment provider configured (no Midtrans server key): nothing was
+    /// attempted or recorded.
+    #[error("top-ups are not available: this server has no payment provider configured")]
+    PaymentsUnavailable,
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal error")]
@@ -57,6 +61,7 @@ impl AppError {
             Self::QuotaExhausted(_) => "QUOTA_EXHAUSTED",
             Self::ClusterUnavailable(_) => "CLUSTER_UNAVAILABLE",
             Self::PaymentProvider(_) => "PAYMENT_PROVIDER_ERROR",
+            Self::PaymentsUnavailable => "PAYMENTS_UNAVAILABLE",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",
         }
@@ -70,7 +75,9 @@ impl AppError {
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::InsufficientCredit { .. } | Self::QuotaExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::ClusterUnavailable(_) | Self::PaymentProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ClusterUnavailable(_) | Self::PaymentProvider(_) | Self::PaymentsUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -44,7 +44,7 @@ pub async fn midtrans_webhook(State(state): State<AppState>, body: Bytes) -> Res
     };
     let Some(key) = state.midtrans.config().server_key.clone().filter(|k| !k.is_empty()) else {
         tracing::error!("Midtrans notification received but MIDTRANS_SERVER_KEY is not configured");
-        return AppError::PaymentProvider("server key not configured".into()).into_response();
+        return AppError::PaymentsUnavailable.into_response();
     };
     if !signature::verify(&n.order_id, &n.status_code, &n.gross_amount, key.expose(), &n.signature_key) {
         tracing::warn!(order_id = %n.order_id, "Midtrans notification with an invalid signature");
