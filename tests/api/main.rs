@@ -16,6 +16,7 @@ mod image;
 mod input;
 mod production;
 mod provisioning;
+mod startup;
 mod subscriptions;
 mod topup_amounts;
 mod topups;
