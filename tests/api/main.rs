@@ -9,6 +9,7 @@ mod billing_jobs;
 mod catalog;
 mod catalog_cache;
 mod cluster;
+mod deploy;
 mod document_limits;
 mod foundation;
 mod helpers;
