@@ -122,9 +122,8 @@ impl App {
     /// while the database is prepared wait in the listen backlog.
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
         let listen = config.listen;
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen} (MINISPOD_LISTEN)"))?;
+        let listener =
+            TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} (MINISPOD_LISTEN)"))?;
         let addr = listener.local_addr()?;
         let state = build_state(config, clock).await?;
         seed_first_start(&state).await?;

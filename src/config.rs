@@ -632,7 +632,10 @@ pub const PLACEHOLDER: &str = "CHANGE-ME";
 fn refuse_placeholders(get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     for var in ["DATABASE_URL", "JWT_SECRET", "MIDTRANS_SERVER_KEY", "MIDTRANS_CLIENT_KEY", "MINISPOD_ADMIN_PASSWORD"] {
         if get(var).is_some_and(|v| v.contains(PLACEHOLDER)) {
-            return Err(ConfigError { var, reason: format!("still holds the {PLACEHOLDER} placeholder; set a real value") });
+            return Err(ConfigError {
+                var,
+                reason: format!("still holds the {PLACEHOLDER} placeholder; set a real value"),
+            });
         }
     }
     Ok(())

@@ -253,7 +253,10 @@ mod tests {
 
     #[test]
     fn urls_in_messages_carry_no_password() {
-        assert_eq!(redact_url("postgres://minispod:s3cret@db:5432/minispod?sslmode=require"), "postgres://minispod@db:5432/minispod");
+        assert_eq!(
+            redact_url("postgres://minispod:s3cret@db:5432/minispod?sslmode=require"),
+            "postgres://minispod@db:5432/minispod"
+        );
         assert_eq!(redact_url("postgresql://u:p%40ss@10.0.0.1/x"), "postgresql://u@10.0.0.1/x");
         assert_eq!(redact_url("postgres://db:5432/minispod"), "postgres://db:5432/minispod");
         assert_eq!(redact_url("sqlite://minispod.db?mode=rwc"), "sqlite://minispod.db?mode=rwc");

@@ -110,7 +110,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     None => println!("no migration is applied"),
                 },
                 MigrateAction::Status => print!("{}", migrations::render_status(&migrations::status(&db).await?)),
-                MigrateAction::Fresh => println!("dropped all tables and applied {} migration(s)", migrations::fresh(&db).await?),
+                MigrateAction::Fresh => {
+                    println!("dropped all tables and applied {} migration(s)", migrations::fresh(&db).await?)
+                }
             }
             Ok(())
         }

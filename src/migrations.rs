@@ -24,11 +24,7 @@ pub fn render_status(status: &[(String, bool)]) -> String {
         out.push('\n');
     }
     let applied = status.iter().filter(|(_, a)| *a).count();
-    out.push_str(&format!(
-        "{} migrations: {applied} applied, {} pending\n",
-        status.len(),
-        status.len() - applied
-    ));
+    out.push_str(&format!("{} migrations: {applied} applied, {} pending\n", status.len(), status.len() - applied));
     out
 }
 

@@ -331,7 +331,9 @@ fn workloads_run_locked_down_as_the_image_user_with_resources() {
     let uid = dockerfile_uid();
     let cm = m.config_map().metadata.name.clone().unwrap();
     let secret = m.secret().metadata.name.clone().unwrap();
-    for (what, pod, name) in [("Deployment", pod_spec_of_deployment(&m), "gateway"), ("Job", pod_spec_of_job(&m), "migrate")] {
+    for (what, pod, name) in
+        [("Deployment", pod_spec_of_deployment(&m), "gateway"), ("Job", pod_spec_of_job(&m), "migrate")]
+    {
         let psc = pod.security_context.as_ref().unwrap_or_else(|| panic!("{what}: pod securityContext"));
         assert_eq!(psc.run_as_non_root, Some(true), "{what}");
         assert_eq!(psc.run_as_user, Some(uid), "{what}: the image's USER");
@@ -397,11 +399,9 @@ async fn probes_service_and_ingress_reach_the_gateway() {
     // Probes: liveness on /healthz, readiness on /readyz, on the container port, and the
     // gateway answers 200 on each path.
     let mut paths = Vec::new();
-    for (what, probe) in [
-        ("liveness", &c.liveness_probe),
-        ("readiness", &c.readiness_probe),
-        ("startup", &c.startup_probe),
-    ] {
+    for (what, probe) in
+        [("liveness", &c.liveness_probe), ("readiness", &c.readiness_probe), ("startup", &c.startup_probe)]
+    {
         let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap_or_else(|| panic!("{what} probe: httpGet"));
         assert!(points_at_container(&get.port), "{what} probe port {:?}", get.port);
         paths.push((what, get.path.clone().unwrap()));
@@ -417,7 +417,8 @@ async fn probes_service_and_ingress_reach_the_gateway() {
 
     // The Service selects the pods and targets the container port; the PDB selects the same pods.
     let pod_labels = (&m.deployment().spec).template.metadata.as_ref().unwrap().labels.clone().unwrap();
-    let selects = |sel: &BTreeMap<String, String>| !sel.is_empty() && sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v));
+    let selects =
+        |sel: &BTreeMap<String, String>| !sel.is_empty() && sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v));
     let svc = m.service().spec.as_ref().unwrap();
     assert!(selects(svc.selector.as_ref().unwrap()), "Service selector");
     let svc_port = &svc.ports.as_ref().unwrap()[0];
@@ -456,10 +457,15 @@ fn the_gateway_runs_as_the_service_account_the_rbac_binds() {
     assert_eq!(pod_spec_of_deployment(&m).service_account_name.as_deref(), Some(sa_name.as_str()));
     assert_eq!(m.deployment().metadata.namespace.as_deref(), Some(sa_ns.as_str()));
     let b = m.binding();
-    assert_eq!((b.role_ref.kind.as_str(), b.role_ref.name.as_str()), ("ClusterRole", m.cluster_role().metadata.name.as_deref().unwrap()));
+    assert_eq!(
+        (b.role_ref.kind.as_str(), b.role_ref.name.as_str()),
+        ("ClusterRole", m.cluster_role().metadata.name.as_deref().unwrap())
+    );
     let subjects = b.subjects.clone().unwrap();
     assert!(
-        subjects.iter().any(|s| s.kind == "ServiceAccount" && s.name == sa_name && s.namespace.as_deref() == Some(&sa_ns)),
+        subjects
+            .iter()
+            .any(|s| s.kind == "ServiceAccount" && s.name == sa_name && s.namespace.as_deref() == Some(&sa_ns)),
         "{subjects:?}"
     );
     // Least privilege: named resources and verbs only, nothing that grants more rights.

@@ -121,7 +121,10 @@ fn an_unreachable_postgres_fails_within_the_timeout_in_one_line() {
     assert_ne!(out.status.code(), Some(0));
     let (stderr, stdout) = (text(&out.stderr), text(&out.stdout));
     assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
-    assert!(stderr.contains("cannot connect to the database") && stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to the database") && stderr.contains(&format!("127.0.0.1:{port}")),
+        "{stderr}"
+    );
     assert!(stderr.contains("MINISPOD_DB_CONNECT_TIMEOUT_SECS") && stderr.contains("refused"), "{stderr}");
     assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "no password in messages");
     assert!(!stdout.contains("cannot connect"), "said once, not again in the log:\n{stdout}");
@@ -173,12 +176,16 @@ async fn migrate_status_prints_applied_and_pending_without_rust_log() {
     assert!(!has_table(&db, "seaql_migrations").await, "status only reads");
 
     // A gateway told to leave the schema to the migration Job refuses a schema that is behind.
-    let refuse = [("DATABASE_URL", db.url.as_str()), ("MINISPOD_MIGRATE_ON_START", "false"), ("MINISPOD_LISTEN", "127.0.0.1:0")];
+    let refuse =
+        [("DATABASE_URL", db.url.as_str()), ("MINISPOD_MIGRATE_ON_START", "false"), ("MINISPOD_LISTEN", "127.0.0.1:0")];
     let (out, _) = run(&["serve"], &refuse, Duration::from_secs(60));
     assert_ne!(out.status.code(), Some(0));
     let stderr = text(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(&format!("{total} pending migration(s)")) && stderr.contains("minispod migrate up"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{total} pending migration(s)")) && stderr.contains("minispod migrate up"),
+        "{stderr}"
+    );
 
     let (out, _) = run(&["migrate", "up"], &env, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -203,9 +210,10 @@ async fn the_first_start_in_development_prints_the_demo_accounts() {
         email: String,
         password: String,
     }
-    let seed: Users =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/users.json")).unwrap())
-            .unwrap();
+    let seed: Users = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/users.json")).unwrap(),
+    )
+    .unwrap();
     assert!(!seed.users.is_empty());
     let db = TestDb::create().await;
     let env = [("DATABASE_URL", db.url.as_str()), ("MINISPOD_LISTEN", "127.0.0.1:0")];
@@ -214,7 +222,8 @@ async fn the_first_start_in_development_prints_the_demo_accounts() {
     let printed = first.until_serving();
     assert!(printed.contains("Demo accounts"), "{printed}");
     for u in &seed.users {
-        let line = printed.lines().find(|l| l.contains(&u.email)).unwrap_or_else(|| panic!("{} missing:\n{printed}", u.email));
+        let line =
+            printed.lines().find(|l| l.contains(&u.email)).unwrap_or_else(|| panic!("{} missing:\n{printed}", u.email));
         assert!(line.contains(&u.password), "{line}");
     }
     assert!(printed.contains("Generated password (shown once)"), "and the administrator's:\n{printed}");
@@ -239,7 +248,8 @@ mod needs_postgres {
         let holder = minispod_gateway::db::Db::connect(&db.url).await.unwrap();
         let lock = holder.startup_lock().await.unwrap();
 
-        let env = [("DATABASE_URL", db.url.as_str()), ("MINISPOD_LISTEN", "127.0.0.1:0"), ("MINISPOD_SEED_DEMO", "false")];
+        let env =
+            [("DATABASE_URL", db.url.as_str()), ("MINISPOD_LISTEN", "127.0.0.1:0"), ("MINISPOD_SEED_DEMO", "false")];
         let served = Served::start(&env);
         // The gateway is queued on the lock: PostgreSQL shows its ungranted advisory lock request.
         // The key 0x6d69_6e69_7370_0002 is classid 0x6d696e69, objid 0x73700002.
