@@ -45,8 +45,9 @@ pub fn init_crypto() {
 /// Connects and migrates the database, and prepares state shared by requests and jobs.
 pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
     init_crypto();
-    let db = Db::connect(&config.database_url).await.with_context(|| "cannot connect to DATABASE_URL".to_string())?;
-    db.migrate().await.context("database migration failed")?;
+    tracing::info!(database = %crate::db::redact_url(&config.database_url), "connecting to the database");
+    let db = Db::connect_within(&config.database_url, config.db_connect_timeout).await?;
+    prepare_schema(&db, config.migrate_on_start).await?;
     let secret = settings::jwt_secret(&db, config.jwt_secret.as_ref().map(|s| s.expose())).await?;
     let auth = AuthCore::new(&config, &secret)?;
     let http = reqwest::Client::builder()
@@ -85,24 +86,52 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
     })
 }
 
+/// Applies pending migrations under the start-up lock, or (`migrate_on_start` off) refuses to
+/// run on a schema that a migration Job has not brought up to date yet.
+async fn prepare_schema(db: &Db, migrate_on_start: bool) -> anyhow::Result<()> {
+    if migrate_on_start {
+        let lock = db.startup_lock().await.context("cannot take the start-up lock")?;
+        db.migrate().await.context("database migration failed")?;
+        return lock.release().await;
+    }
+    let pending = crate::migrations::pending(db).await.context("cannot read the migration status")?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database schema is behind: {} pending migration(s) ({}); run `minispod migrate up` (MINISPOD_MIGRATE_ON_START=false)",
+            pending.len(),
+            pending.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Creates the administrator, and on a first start the demo data, once across replicas.
+async fn seed_first_start(state: &AppState) -> anyhow::Result<()> {
+    let lock = state.db.startup_lock().await.context("cannot take the start-up lock")?;
+    let first_start = seed::is_empty(state).await?;
+    seed::ensure_admin(state).await?;
+    if first_start && state.config.seed_demo {
+        seed::seed_demo(state).await?;
+    }
+    lock.release().await
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
     }
 
+    /// Binds first: a taken port fails before the database is touched. Connections that arrive
+    /// while the database is prepared wait in the listen backlog.
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let listen = config.listen;
+        let listener =
+            TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} (MINISPOD_LISTEN)"))?;
+        let addr = listener.local_addr()?;
         let state = build_state(config, clock).await?;
-        let first_start = seed::is_empty(&state).await?;
-        seed::ensure_admin(&state).await?;
-        if first_start && state.config.seed_demo {
-            seed::seed_demo(&state).await?;
-        }
+        seed_first_start(&state).await?;
         let schema = graphql::build_schema(Some(state.clone()));
         let router = router(state.clone(), schema);
-        let listener = TcpListener::bind(state.config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", state.config.listen))?;
-        let addr = listener.local_addr()?;
         Ok(Self { state, addr, listener, router })
     }
 

@@ -40,6 +40,12 @@ pub struct Config {
     pub env: Environment,
     pub listen: SocketAddr,
     pub database_url: String,
+    /// How long start-up waits for the database before it gives up with one line
+    /// (MINISPOD_DB_CONNECT_TIMEOUT_SECS).
+    pub db_connect_timeout: Duration,
+    /// Apply pending migrations at start (under the start-up lock). Off: refuse to start while
+    /// migrations are pending, so a migration Job (`minispod migrate up`) owns the schema.
+    pub migrate_on_start: bool,
     /// `None`: generate one and keep it in the database so tokens survive restarts.
     pub jwt_secret: Option<SecretString>,
     pub access_token_ttl: Duration,
@@ -341,6 +347,8 @@ impl Default for Config {
             env: Environment::Development,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://minispod.db?mode=rwc".into(),
+            db_connect_timeout: Duration::from_secs(5),
+            migrate_on_start: true,
             jwt_secret: None,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -411,6 +419,7 @@ impl Config {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let mut c = Config::default();
         read_environment(&get, &mut c)?;
+        refuse_placeholders(&get)?;
         if let Some(v) = get("MINISPOD_LISTEN") {
             c.listen = parse("MINISPOD_LISTEN", &v)?;
         }
@@ -422,6 +431,12 @@ impl Config {
                 });
             }
             c.database_url = v;
+        }
+        if let Some(v) = get("MINISPOD_DB_CONNECT_TIMEOUT_SECS") {
+            c.db_connect_timeout = Duration::from_secs(parse_range("MINISPOD_DB_CONNECT_TIMEOUT_SECS", &v, 1, 300)?);
+        }
+        if let Some(v) = get("MINISPOD_MIGRATE_ON_START") {
+            c.migrate_on_start = parse_bool("MINISPOD_MIGRATE_ON_START", &v)?;
         }
         if let Some(v) = get("JWT_SECRET") {
             if v.len() < 32 {
@@ -783,6 +798,23 @@ fn read_provisioning(get: &impl Fn(&str) -> Option<String>, p: &mut ProvisionSet
     Ok(())
 }
 
+/// Marks the values of the Secret template (deploy/secret.yaml) that must be replaced.
+pub const PLACEHOLDER: &str = "CHANGE-ME";
+
+/// A secret still holding the template's placeholder would start a gateway that signs tokens
+/// with a published key or talks to nobody: refuse it by name.
+fn refuse_placeholders(get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    for var in ["DATABASE_URL", "JWT_SECRET", "MIDTRANS_SERVER_KEY", "MIDTRANS_CLIENT_KEY", "MINISPOD_ADMIN_PASSWORD"] {
+        if get(var).is_some_and(|v| v.contains(PLACEHOLDER)) {
+            return Err(ConfigError {
+                var,
+                reason: format!("still holds the {PLACEHOLDER} placeholder; set a real value"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// An http(s) base URL without a trailing slash.
 fn http_url(var: &'static str, v: String) -> Result<String, ConfigError> {
     if !(v.starts_with("https://") || v.starts_with("http://")) {
@@ -1055,6 +1087,33 @@ mod tests {
         ] {
             assert_eq!(cfg(&[(var, bad)]).unwrap_err().var, var);
         }
+    }
+
+    #[test]
+    fn start_up_settings_have_defaults_and_bounds() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!((c.db_connect_timeout, c.migrate_on_start), (Duration::from_secs(5), true));
+        let c = cfg(&[("MINISPOD_DB_CONNECT_TIMEOUT_SECS", "30"), ("MINISPOD_MIGRATE_ON_START", "false")]).unwrap();
+        assert_eq!((c.db_connect_timeout, c.migrate_on_start), (Duration::from_secs(30), false));
+        for (var, bad) in [
+            ("MINISPOD_DB_CONNECT_TIMEOUT_SECS", "0"),
+            ("MINISPOD_DB_CONNECT_TIMEOUT_SECS", "301"),
+            ("MINISPOD_MIGRATE_ON_START", "maybe"),
+        ] {
+            assert_eq!(cfg(&[(var, bad)]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn template_placeholders_are_refused_by_name() {
+        let placeholder = format!("{PLACEHOLDER}-0123456789abcdef0123456789abcdef");
+        for var in ["JWT_SECRET", "MIDTRANS_SERVER_KEY", "MINISPOD_ADMIN_PASSWORD"] {
+            let e = cfg(&[(var, &placeholder)]).unwrap_err();
+            assert_eq!(e.var, var);
+            assert!(e.to_string().contains(PLACEHOLDER), "{e}");
+        }
+        let url = format!("postgres://minispod:{PLACEHOLDER}@db:5432/minispod");
+        assert_eq!(cfg(&[("DATABASE_URL", &url)]).unwrap_err().var, "DATABASE_URL");
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub enum AppError {
     ClusterUnavailable(String),
     #[error("the payment provider could not be reached or refused the request")]
     PaymentProvider(String),
+    /// This gateway has no payment provider configured (no Midtrans server key): nothing was
+    /// attempted or recorded.
+    #[error("top-ups are not available: this server has no payment provider configured")]
+    PaymentsUnavailable,
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// A bearer token was sent but cannot be used; `reason` tells a client whether refreshing helps.
@@ -98,6 +102,7 @@ impl AppError {
             Self::QuotaExhausted(_) => "QUOTA_EXHAUSTED",
             Self::ClusterUnavailable(_) => "CLUSTER_UNAVAILABLE",
             Self::PaymentProvider(_) => "PAYMENT_PROVIDER_ERROR",
+            Self::PaymentsUnavailable => "PAYMENTS_UNAVAILABLE",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Transport { code, .. } | Self::PersistedQuery { code, .. } => code,
             Self::Internal(_) => "INTERNAL",
@@ -112,7 +117,9 @@ impl AppError {
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::InsufficientCredit { .. } | Self::QuotaExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::ClusterUnavailable(_) | Self::PaymentProvider(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ClusterUnavailable(_) | Self::PaymentProvider(_) | Self::PaymentsUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Transport { status, .. } => *status,
             // A GraphQL answer (Apollo's links read it from the body of a 200).

@@ -13,6 +13,7 @@ pub mod healthcheck;
 pub mod hub;
 pub mod instances;
 pub mod jobs;
+pub mod migrations;
 pub mod pagination;
 pub mod payments;
 pub mod reports;

@@ -2,8 +2,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use migration::{Migrator, MigratorTrait};
-use minispod_gateway::{app, config::Config, db::Db, graphql, healthcheck, telemetry};
+use minispod_gateway::{app, config::Config, db::Db, graphql, healthcheck, migrations, telemetry};
 
 #[derive(Parser)]
 #[command(name = "minispod", version, about = "MinisPod Gateway: the GraphQL API of the MinisPod app platform")]
@@ -59,11 +58,17 @@ async fn main() -> ExitCode {
         }
     };
     let _tracing = telemetry::logging::init(&config);
+    let json = config.log_json;
     match run(cli.command.unwrap_or(Command::Serve), config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("minispod: {e:#}");
+            // Once: a JSON log line for log collectors, otherwise one line on stderr.
+            let line = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            if json {
+                tracing::error!("{line}");
+            } else {
+                eprintln!("minispod: {line}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -80,19 +85,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate { action } => {
             app::init_crypto();
-            let db = Db::connect(&config.database_url).await?;
+            let db = Db::connect_within(&config.database_url, config.db_connect_timeout).await?;
             match action {
-                MigrateAction::Up => Migrator::up(&db.conn, None).await?,
-                MigrateAction::Down => Migrator::down(&db.conn, Some(1)).await?,
-                MigrateAction::Status => Migrator::status(&db.conn).await?,
-                MigrateAction::Fresh => Migrator::fresh(&db.conn).await?,
+                MigrateAction::Up => match migrations::up(&db).await?.as_slice() {
+                    [] => println!("the database is up to date"),
+                    applied => println!("applied {} migration(s): {}", applied.len(), applied.join(", ")),
+                },
+                MigrateAction::Down => match migrations::down(&db).await? {
+                    Some(name) => println!("rolled back {name}"),
+                    None => println!("no migration is applied"),
+                },
+                MigrateAction::Status => print!("{}", migrations::render_status(&migrations::status(&db).await?)),
+                MigrateAction::Fresh => {
+                    println!("dropped all tables and applied {} migration(s)", migrations::fresh(&db).await?)
+                }
             }
             Ok(())
         }
         Command::Seed => {
             let state = app::build_state(config, std::sync::Arc::new(minispod_gateway::clock::SystemClock)).await?;
+            let lock = state.db.startup_lock().await?;
             minispod_gateway::seed::ensure_admin(&state).await?;
             minispod_gateway::seed::seed_demo(&state).await?;
+            lock.release().await?;
             println!("seeded");
             Ok(())
         }

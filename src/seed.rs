@@ -23,6 +23,7 @@ use crate::{
     },
 };
 
+// Compiled in, so the release binary alone (the container image) seeds without seed/ on disk.
 const DEMO_USERS: &str = include_str!("../seed/users.json");
 const CATALOG: &str = include_str!("../seed/catalog.json");
 
@@ -225,11 +226,20 @@ pub async fn seed_catalog(state: &AppState) -> AppResult<()> {
     Ok(())
 }
 
+fn demo_banner(accounts: &[(String, String)]) -> String {
+    let width = accounts.iter().map(|(email, _)| email.len()).max().unwrap_or(0);
+    let mut out = String::from("\n  Demo accounts (public passwords; MINISPOD_SEED_DEMO=false turns them off):\n");
+    for (email, password) in accounts {
+        out.push_str(&format!("    {email:<width$}  {password}\n"));
+    }
+    out
+}
+
 /// Demo users and the demo catalog.
 pub async fn seed_demo(state: &AppState) -> AppResult<()> {
     seed_catalog(state).await?;
     let demo: DemoUsers = serde_json::from_str(DEMO_USERS).map_err(AppError::internal)?;
-    let mut created = 0;
+    let mut created: Vec<(String, String)> = Vec::new();
     for u in demo.users {
         let email = Email::parse(&u.email)?;
         if user_service::find_by_email(&state.db.conn, &email).await?.is_some() {
@@ -249,13 +259,15 @@ pub async fn seed_demo(state: &AppState) -> AppResult<()> {
             ledger::credit(&*tx, entry, state.now()).await?;
         }
         tx.commit().await?;
-        created += 1;
+        created.push((u.email, u.password));
     }
-    if created > 0 {
+    if !created.is_empty() {
         tracing::warn!(
-            created,
-            "demo users seeded with public passwords (see seed/users.json); disable with MINISPOD_SEED_DEMO=false"
+            created = created.len(),
+            "demo users seeded with public passwords; disable with MINISPOD_SEED_DEMO=false"
         );
+        // Printed like the administrator's password: the binary alone has no seed/ to look in.
+        println!("{}", demo_banner(&created));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Database migrations for MinisPod Gateway. Each domain adds its own file; the gateway runs
 //! them at start-up, and `cargo run -p migration -- up|down|status|fresh` runs them by hand.
+pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_users;

@@ -113,8 +113,9 @@ fn snap_body(
     Ok(body)
 }
 
-/// Inserts a PENDING top-up, commits, then asks Snap for a payment page. A Snap failure (or a
-/// missing server key) marks the row FAILED and returns PAYMENT_PROVIDER_ERROR.
+/// Inserts a PENDING top-up, commits, then asks Snap for a payment page. A Snap failure marks
+/// the row FAILED and returns PAYMENT_PROVIDER_ERROR. Without a server key nothing is recorded:
+/// PAYMENTS_UNAVAILABLE.
 #[tracing::instrument(skip_all, fields(user_id = viewer.id, amount))]
 pub async fn create_top_up(
     state: &AppState,
@@ -124,6 +125,9 @@ pub async fn create_top_up(
 ) -> AppResult<TopUpCreated> {
     let amount = parse_amount(amount)?;
     enabled_payments(method)?;
+    if !state.midtrans.is_configured() {
+        return Err(AppError::PaymentsUnavailable);
+    }
     let now = state.now();
     let key = uuid::Uuid::new_v4().simple().to_string();
     let order_id = format!("topup-{key}");

@@ -151,10 +151,20 @@ async fn provider_timeout_marks_the_top_up_failed() {
 }
 
 #[tokio::test]
-async fn missing_server_key_is_a_provider_error_with_no_money_moved() {
+async fn without_a_server_key_top_ups_are_unavailable_and_nothing_is_recorded() {
     let app = TestApp::spawn().await;
+    assert!(app.state.config.midtrans.server_key.is_none());
     let s = app.register("Budi").await;
-    expect_provider_failure(&app, &s).await;
+    let v = app.gql(Some(&s.token), CREATE, json!({ "a": 50_000, "m": "QRIS" })).await;
+    assert_eq!(error_code(&v), "PAYMENTS_UNAVAILABLE", "{v}");
+    let msg = v["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("not available") && !msg.contains("SERVER_KEY"), "says so, without internals: {msg}");
+    let w = wallet(&app, &s).await;
+    assert_eq!(w["balance"], 0);
+    assert_eq!(w["transactions"]["totalCount"], 0, "no FAILED row for an attempt never made: {w}");
+    // Invalid input is still reported as such first.
+    let v = app.gql(Some(&s.token), CREATE, json!({ "a": 5 })).await;
+    assert_eq!(error_code(&v), "BAD_USER_INPUT", "{v}");
     // And the webhook cannot be verified without a key: refused, Midtrans retries later.
     let status = app.notify(&notification("topup-x", 50_000, "settlement", None)).await;
     assert_eq!(status, 503);

@@ -68,13 +68,13 @@ impl MidtransClient {
         &self.config
     }
 
+    /// Whether a server key is set; without one no Midtrans call can be made.
+    pub fn is_configured(&self) -> bool {
+        self.config.server_key.as_ref().is_some_and(|k| !k.is_empty())
+    }
+
     fn auth(&self) -> AppResult<String> {
-        let key = self
-            .config
-            .server_key
-            .as_ref()
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| AppError::PaymentProvider("MIDTRANS_SERVER_KEY is not configured".into()))?;
+        let key = self.config.server_key.as_ref().filter(|k| !k.is_empty()).ok_or(AppError::PaymentsUnavailable)?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:", key.expose()));
         Ok(format!("Basic {encoded}"))
     }

@@ -52,7 +52,8 @@ async fn handle(state: &AppState, body: &[u8]) -> (&'static str, Response) {
         }
     };
     let Some(key) = state.midtrans.config().server_key.clone().filter(|k| !k.is_empty()) else {
-        return ("not_configured", AppError::PaymentProvider("server key not configured".into()).into_response());
+        tracing::error!("Midtrans notification received but MIDTRANS_SERVER_KEY is not configured");
+        return ("not_configured", AppError::PaymentsUnavailable.into_response());
     };
     if !signature::verify(&n.order_id, &n.status_code, &n.gross_amount, key.expose(), &n.signature_key) {
         tracing::warn!(order_id = %n.order_id, "Midtrans notification with an invalid signature");
