@@ -136,13 +136,13 @@ fn router(state: AppState, schema: AppSchema) -> Router {
         .with_state((state.clone(), schema));
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphiql") }))
-        .route("/graphiql", get(graphql::graphiql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/webhooks/midtrans", post(webhook::midtrans_webhook).layer(RequestBodyLimitLayer::new(64 * 1024)))
         .with_state(state.clone())
         .merge(gql)
+        .merge(crate::graphiql::routes())
         .fallback(graphql::not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");

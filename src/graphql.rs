@@ -4,14 +4,13 @@ use std::{net::SocketAddr, sync::Arc};
 use async_graphql::{
     Context, MergedObject, MergedSubscription, Schema, ServerError, ServerResult,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest},
-    http::GraphiQLSource,
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 
 use crate::{
@@ -365,33 +364,6 @@ pub async fn graphql_get(
         Ok(r) => execute(&state, &schema, &headers, peer, r.into_inner(), true).await,
         Err(e) => e.into_response(),
     }
-}
-
-/// GraphiQL sends its headers tab with HTTP requests but not in the WebSocket `connection_init`
-/// payload, so subscriptions could not authenticate. This wraps its fetcher factory: one
-/// fetcher per distinct headers value, whose WebSocket client sends those headers at init.
-const GRAPHIQL_WS_HEADERS: &str = r#"
-      const minispodCreateFetcher = GraphiQL.createFetcher;
-      GraphiQL.createFetcher = (options) => {
-        const byHeaders = {};
-        return (params, opts) => {
-          const headers = (opts && opts.headers) || {};
-          const key = JSON.stringify(headers);
-          if (!byHeaders[key]) {
-            byHeaders[key] = minispodCreateFetcher({ ...options, wsConnectionParams: { ...(options.wsConnectionParams || {}), ...headers } });
-          }
-          return byHeaders[key](params, opts);
-        };
-      };
-      ReactDOM.createRoot("#;
-
-pub async fn graphiql() -> impl IntoResponse {
-    let page = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql")
-        .title("MinisPod Gateway")
-        .finish();
-    Html(page.replacen("ReactDOM.createRoot(", GRAPHIQL_WS_HEADERS.trim_start(), 1))
 }
 
 pub async fn not_found() -> impl IntoResponse {
