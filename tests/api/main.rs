@@ -11,6 +11,7 @@ mod catalog_cache;
 mod cluster;
 mod document_limits;
 mod foundation;
+mod graphiql;
 mod helpers;
 mod image;
 mod input;
