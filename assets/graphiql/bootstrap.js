@@ -13,26 +13,18 @@
     return url.toString();
   }
 
-  // The headers tab is sent with HTTP requests; subscriptions go over a WebSocket, where the
-  // gateway reads the same headers from the `connection_init` payload. So the WebSocket
-  // connection parameters are the headers typed in the tab (e.g. {"Authorization": "Bearer …"}):
-  // one fetcher per distinct headers value.
-  var byHeaders = {};
-  function fetcher(params, opts) {
-    var headers = (opts && opts.headers) || {};
-    var key = JSON.stringify(headers);
-    if (!byHeaders[key]) {
-      byHeaders[key] = GraphiQL.createFetcher({
-        url: absolute(endpoint, false),
-        subscriptionUrl: absolute(endpoint, true),
-        wsConnectionParams: Object.assign({}, headers),
-        fetch: function (url, init) {
-          return window.fetch(url, Object.assign({}, init, { credentials: "same-origin" }));
-        },
-      });
-    }
-    return byHeaders[key](params, opts);
-  }
+  // The headers tab goes with every HTTP request and, for subscriptions, into the WebSocket
+  // `connection_init` payload, where the gateway reads it: graphiql's fetcher (its toolkit 0.11)
+  // merges the tab into `wsConnectionParams` and opens one socket per subscription. Checked in
+  // tests/browser/graphiql.mjs, so a version bump that drops this fails there.
+  var fetcher = GraphiQL.createFetcher({
+    url: absolute(endpoint, false),
+    subscriptionUrl: absolute(endpoint, true),
+    wsConnectionParams: {},
+    fetch: function (url, init) {
+      return window.fetch(url, Object.assign({}, init, { credentials: "same-origin" }));
+    },
+  });
 
   ReactDOM.createRoot(root).render(
     React.createElement(GraphiQL, {

@@ -28,6 +28,7 @@ if (!base || !token || !email) {
 const TIMEOUT = 30_000;
 
 const problems = [];
+const short = (s) => (s.length > 300 ? `${s.slice(0, 300)}…` : s);
 const blocked = [];
 const wsSent = [];
 
@@ -60,7 +61,7 @@ try {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+    if (m.type() === "error") problems.push(`console error: ${short(m.text())}`);
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
