@@ -2,7 +2,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
-    Context, MergedObject, MergedSubscription, Schema, ServerError, ServerResult,
+    Context, MergedObject, MergedSubscription, Schema, SchemaBuilder, ServerError, ServerResult,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest},
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
@@ -78,6 +78,12 @@ impl ContextExt for Context<'_> {
 }
 
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    schema_builder(state).finish()
+}
+
+/// The schema with its limits and extensions, before `finish`: tests add extensions of their own
+/// (tests/api/examples.rs validates the example documents without executing them).
+pub fn schema_builder(state: Option<AppState>) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let limits =
         state.as_ref().map(|s| s.config.graphql.clone()).unwrap_or_else(|| crate::config::Config::default().graphql);
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
@@ -93,7 +99,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     if let Some(state) = state {
         builder = builder.data(state);
     }
-    builder.finish()
+    builder
 }
 
 /// Request-scoped dataloaders: batching within one request, no cache across requests.

@@ -10,6 +10,7 @@ mod catalog;
 mod catalog_cache;
 mod cluster;
 mod document_limits;
+mod examples;
 mod foundation;
 mod graphiql;
 mod helpers;
