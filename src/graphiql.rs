@@ -96,7 +96,10 @@ impl Embedded {
         for a in &assets {
             let href = format!("graphiql/assets/{}", a.hashed_name);
             if a.file.content_type == CSS {
-                head.push_str(&format!("    <link rel=\"stylesheet\" href=\"{href}\" integrity=\"{}\">\n", a.integrity));
+                head.push_str(&format!(
+                    "    <link rel=\"stylesheet\" href=\"{href}\" integrity=\"{}\">\n",
+                    a.integrity
+                ));
             } else {
                 body.push_str(&format!("    <script src=\"{href}\" integrity=\"{}\"></script>\n", a.integrity));
             }

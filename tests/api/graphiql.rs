@@ -114,14 +114,18 @@ async fn graphiql_runs_a_query_and_a_subscription_in_chromium_without_leaving_lo
     require("node", "Debian package `nodejs`");
     require("npm", "Debian package `npm`");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is needed for the GraphiQL browser test (Debian package `chromium`)");
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is needed for the GraphiQL browser test (Debian package `chromium`)"
+    );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     npm_ci(&dir).await;
 
     let app = TestApp::spawn().await;
     let user = app.register("Browser").await;
-    let screenshot = std::env::var("MINISPOD_SCREENSHOT")
-        .unwrap_or_else(|_| std::env::temp_dir().join(format!("graphiql-{}.png", uuid::Uuid::new_v4())).display().to_string());
+    let screenshot = std::env::var("MINISPOD_SCREENSHOT").unwrap_or_else(|_| {
+        std::env::temp_dir().join(format!("graphiql-{}.png", uuid::Uuid::new_v4())).display().to_string()
+    });
     let mut child = tokio::process::Command::new("node")
         .arg(dir.join("graphiql.mjs"))
         .arg(&app.url)
@@ -149,7 +153,8 @@ async fn graphiql_runs_a_query_and_a_subscription_in_chromium_without_leaving_lo
                 // The page's subscription is registered: the event cannot be missed.
                 subscribed(&app, 1).await;
                 let admin = app.login_admin().await;
-                let adjust = "mutation($u: ID!) { adjustCredit(userId: $u, amount: 4242, reason: \"browser test\") { id } }";
+                let adjust =
+                    "mutation($u: ID!) { adjustCredit(userId: $u, amount: 4242, reason: \"browser test\") { id } }";
                 app.gql_ok(Some(&admin.token), adjust, json!({ "u": user.user_id })).await;
             }
             seen.push(line);
