@@ -168,13 +168,13 @@ fn router(state: AppState, schema: AppSchema) -> Router {
         .with_state((state.clone(), schema));
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphiql") }))
-        .route("/graphiql", get(graphql::graphiql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::telemetry::http::metrics))
         .route("/webhooks/midtrans", post(webhook::midtrans_webhook).layer(RequestBodyLimitLayer::new(64 * 1024)))
         .with_state(state.clone())
         .merge(gql)
+        .merge(crate::graphiql::routes())
         .fallback(graphql::transport::not_found)
         .layer(axum::middleware::map_response(graphql::transport::json_errors))
         // After routing (the matched route labels the metrics): request id, span, metrics.

@@ -2,15 +2,14 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
-    Context, MergedObject, MergedSubscription, Schema, ServerError, ServerResult,
+    Context, MergedObject, MergedSubscription, Schema, SchemaBuilder, ServerError, ServerResult,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest},
-    http::GraphiQLSource,
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use axum::{
     extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 
 use crate::{
@@ -95,6 +94,12 @@ impl ContextExt for Context<'_> {
 }
 
 pub fn build_schema(state: Option<AppState>) -> AppSchema {
+    schema_builder(state).finish()
+}
+
+/// The schema with its limits and extensions, before `finish`: tests add extensions of their own
+/// (tests/api/examples.rs validates the example documents without executing them).
+pub fn schema_builder(state: Option<AppState>) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let limits =
         state.as_ref().map(|s| s.config.graphql.clone()).unwrap_or_else(|| crate::config::Config::default().graphql);
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
@@ -112,7 +117,7 @@ pub fn build_schema(state: Option<AppState>) -> AppSchema {
     if let Some(state) = state {
         builder = builder.data(state);
     }
-    builder.finish()
+    builder
 }
 
 /// Request-scoped dataloaders: batching within one request, no cache across requests.
@@ -474,33 +479,6 @@ pub async fn graphql_get(
         Err(resp) => return resp,
     };
     json_body(execute(&state, &schema, &caller, op, true).await.into_bytes())
-}
-
-/// GraphiQL sends its headers tab with HTTP requests but not in the WebSocket `connection_init`
-/// payload, so subscriptions could not authenticate. This wraps its fetcher factory: one
-/// fetcher per distinct headers value, whose WebSocket client sends those headers at init.
-const GRAPHIQL_WS_HEADERS: &str = r#"
-      const minispodCreateFetcher = GraphiQL.createFetcher;
-      GraphiQL.createFetcher = (options) => {
-        const byHeaders = {};
-        return (params, opts) => {
-          const headers = (opts && opts.headers) || {};
-          const key = JSON.stringify(headers);
-          if (!byHeaders[key]) {
-            byHeaders[key] = minispodCreateFetcher({ ...options, wsConnectionParams: { ...(options.wsConnectionParams || {}), ...headers } });
-          }
-          return byHeaders[key](params, opts);
-        };
-      };
-      ReactDOM.createRoot("#;
-
-pub async fn graphiql() -> impl IntoResponse {
-    let page = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql")
-        .title("MinisPod Gateway")
-        .finish();
-    Html(page.replacen("ReactDOM.createRoot(", GRAPHIQL_WS_HEADERS.trim_start(), 1))
 }
 
 #[cfg(test)]

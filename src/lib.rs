@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod healthcheck;
 pub mod hub;
