@@ -247,22 +247,6 @@ impl Drop for Queued<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn urls_in_messages_carry_no_password() {
-        assert_eq!(
-            redact_url("postgres://minispod:s3cret@db:5432/minispod?sslmode=require"),
-            "postgres://minispod@db:5432/minispod"
-        );
-        assert_eq!(redact_url("postgresql://u:p%40ss@10.0.0.1/x"), "postgresql://u@10.0.0.1/x");
-        assert_eq!(redact_url("postgres://db:5432/minispod"), "postgres://db:5432/minispod");
-        assert_eq!(redact_url("sqlite://minispod.db?mode=rwc"), "sqlite://minispod.db?mode=rwc");
-    }
-}
-
 /// PostgreSQL LISTEN on `channel`, calling `on_payload` for every notification until aborted.
 /// Listening starts before this returns, so nothing notified afterwards is missed.
 pub async fn listen(
@@ -286,4 +270,20 @@ pub async fn listen(
         }
     });
     Ok(task.abort_handle())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_in_messages_carry_no_password() {
+        assert_eq!(
+            redact_url("postgres://minispod:s3cret@db:5432/minispod?sslmode=require"),
+            "postgres://minispod@db:5432/minispod"
+        );
+        assert_eq!(redact_url("postgresql://u:p%40ss@10.0.0.1/x"), "postgresql://u@10.0.0.1/x");
+        assert_eq!(redact_url("postgres://db:5432/minispod"), "postgres://db:5432/minispod");
+        assert_eq!(redact_url("sqlite://minispod.db?mode=rwc"), "sqlite://minispod.db?mode=rwc");
+    }
 }

@@ -197,7 +197,7 @@ fn variables_the_gateway_reads() -> BTreeSet<String> {
 }
 
 fn pod_spec_of_deployment(m: &Manifests) -> &PodSpec {
-    (&m.deployment().spec).template.spec.as_ref().unwrap()
+    m.deployment().spec.template.spec.as_ref().unwrap()
 }
 
 fn pod_spec_of_job(m: &Manifests) -> &PodSpec {
@@ -416,14 +416,14 @@ async fn probes_service_and_ingress_reach_the_gateway() {
     app.stop().await;
 
     // The Service selects the pods and targets the container port; the PDB selects the same pods.
-    let pod_labels = (&m.deployment().spec).template.metadata.as_ref().unwrap().labels.clone().unwrap();
+    let pod_labels = m.deployment().spec.template.metadata.as_ref().unwrap().labels.clone().unwrap();
     let selects =
         |sel: &BTreeMap<String, String>| !sel.is_empty() && sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v));
     let svc = m.service().spec.as_ref().unwrap();
     assert!(selects(svc.selector.as_ref().unwrap()), "Service selector");
     let svc_port = &svc.ports.as_ref().unwrap()[0];
     assert!(points_at_container(svc_port.target_port.as_ref().unwrap()), "Service targetPort");
-    let selector = (&m.deployment().spec).selector.match_labels.clone().unwrap();
+    let selector = m.deployment().spec.selector.match_labels.clone().unwrap();
     assert!(selects(&selector), "Deployment selector matches its template");
     let pdb = m.pdb().spec.as_ref().unwrap();
     assert!(selects(pdb.selector.as_ref().unwrap().match_labels.as_ref().unwrap()), "PDB selector");
