@@ -112,3 +112,60 @@ async fn the_check_refuses_what_the_schema_does_not_have() {
         assert!(!problems(&schema, bad, None).await.is_empty(), "{bad} passed");
     }
 }
+
+/// The Rust client of `examples/podmetrics-client.rs` (built by `cargo test` with the other
+/// examples) signs in and streams pod metrics from a gateway on the fake cluster.
+#[tokio::test]
+async fn the_podmetrics_client_signs_in_and_streams_samples() {
+    use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, fake_k8s::FakeCluster};
+    let fake = FakeCluster::start().await;
+    let path = fake.kubeconfig.clone();
+    let app =
+        TestApp::spawn_with(move |c| c.kube.source = minispod_gateway::config::KubeSource::Kubeconfig(path)).await;
+    let exe = std::env::current_exe().unwrap();
+    let client = exe.parent().unwrap().parent().unwrap().join("examples").join("podmetrics-client");
+    assert!(
+        client.exists(),
+        "{} is missing: `cargo test --workspace` builds it (or `cargo build --example podmetrics-client`)",
+        client.display()
+    );
+    let out = tokio::process::Command::new(&client)
+        .args([app.url.as_str(), "shop", "2"])
+        .env("MINISPOD_EMAIL", ADMIN_EMAIL)
+        .env("MINISPOD_PASSWORD", ADMIN_PASSWORD)
+        .kill_on_drop(true)
+        .output();
+    let out =
+        tokio::time::timeout(std::time::Duration::from_secs(60), out).await.expect("two samples in time").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("sample at ").count(), 2, "{stdout}");
+    assert!(stdout.contains("shop/db-0: "), "{stdout}");
+
+    // A wrong password is refused, and the client says so.
+    let out = tokio::process::Command::new(&client)
+        .args([app.url.as_str(), "shop", "1"])
+        .env("MINISPOD_EMAIL", ADMIN_EMAIL)
+        .env("MINISPOD_PASSWORD", "wrong password")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("login refused"), "{out:?}");
+}
+
+/// `examples/user-journey.rs` walks the whole customer journey against its own gateway and the
+/// fakes, and fails on the first surprise.
+#[tokio::test]
+async fn the_user_journey_script_completes() {
+    let exe = std::env::current_exe().unwrap();
+    let script = exe.parent().unwrap().parent().unwrap().join("examples").join("user-journey");
+    assert!(script.exists(), "{} is missing: `cargo test --workspace` builds it", script.display());
+    let out = tokio::process::Command::new(&script).env_remove("DATABASE_URL").kill_on_drop(true).output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out).await.expect("in time").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for step in ["webhook settled", "app RUNNING", "stopped", "started again", "cancelled", "journey complete"] {
+        assert!(stdout.contains(step), "{step}: {stdout}");
+    }
+}
