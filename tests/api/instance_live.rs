@@ -5,7 +5,10 @@ use std::{sync::Arc, time::Duration};
 use serde_json::{Value, json};
 
 use crate::{
-    provisioning::end_to_end::{act, gateway, gateway_on, subscribe, wait_status},
+    provisioning::{
+        cluster_calls::wait_for as until,
+        end_to_end::{act, gateway, gateway_on, subscribe, wait_status},
+    },
     support::{TestApp, TestDb, error_code, fake_k8s_workloads::FakeWorkloads, ws::WsClient},
 };
 
@@ -21,15 +24,6 @@ async fn live(app: &TestApp, token: &str, id: &str, tail: i32) -> Value {
 async fn next_line(ws: &mut WsClient) -> Result<String, Value> {
     let m = ws.next_message(Duration::from_secs(10)).await.expect("a message in time");
     m["payload"]["data"]["instanceLogs"].as_str().map(str::to_string).ok_or(m)
-}
-
-/// Polls (with a deadline) until `cond` holds.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]

@@ -120,7 +120,7 @@ async fn run_fields_are_validated_and_named() {
 
 // ------------------------------------------------------------------ cluster.rs against the fake
 
-mod cluster_calls {
+pub(crate) mod cluster_calls {
     use std::time::Duration;
 
     use minispod_gateway::{
@@ -220,7 +220,8 @@ mod cluster_calls {
         (inst, svc, plan)
     }
 
-    async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    /// Polls (with a deadline) until `cond` holds.
+    pub(crate) async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !cond() {
             assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
