@@ -9,7 +9,7 @@ use crate::{
         cluster_calls::wait_for as until,
         end_to_end::{act, gateway, gateway_on, subscribe, wait_status},
     },
-    support::{TestApp, TestDb, error_code, fake_k8s_workloads::FakeWorkloads, ws::WsClient},
+    support::{Session, TestApp, TestDb, error_code, fake_k8s_workloads::FakeWorkloads, ws::WsClient},
 };
 
 const LIVE: &str =
@@ -26,14 +26,20 @@ async fn next_line(ws: &mut WsClient) -> Result<String, Value> {
     m["payload"]["data"]["instanceLogs"].as_str().map(str::to_string).ok_or(m)
 }
 
-#[tokio::test]
-async fn usage_and_logs_of_a_running_app_are_the_owners() {
-    let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
-    let app = gateway(&fake).await;
+/// A gateway on `fake` with Ana's n8n app RUNNING: (app, Ana, instance id, namespace).
+async fn running_app(fake: &FakeWorkloads) -> (TestApp, Session, String, String) {
+    let app = gateway(fake).await;
     let ana = app.register("Ana").await;
     let (_, id) = subscribe(&app, &ana, "n8n-automation", "FREE").await;
     let i = wait_status(&app, &ana.token, &id, "RUNNING").await;
     let ns = i["namespace"].as_str().unwrap().to_string();
+    (app, ana, id, ns)
+}
+
+#[tokio::test]
+async fn usage_and_logs_of_a_running_app_are_the_owners() {
+    let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
+    let (app, ana, id, ns) = running_app(&fake).await;
     let pods = fake.pod_names(&ns);
     assert_eq!(pods.len(), 1, "{pods:?}");
     let pod = &pods[0];
@@ -85,11 +91,7 @@ async fn usage_and_logs_of_a_running_app_are_the_owners() {
 #[tokio::test]
 async fn instance_logs_follow_the_app_across_a_restart_and_end_when_it_stops() {
     let fake = FakeWorkloads::start(Duration::from_millis(50)).await;
-    let app = gateway(&fake).await;
-    let ana = app.register("Ana").await;
-    let (_, id) = subscribe(&app, &ana, "n8n-automation", "FREE").await;
-    let i = wait_status(&app, &ana.token, &id, "RUNNING").await;
-    let ns = i["namespace"].as_str().unwrap().to_string();
+    let (app, ana, id, ns) = running_app(&fake).await;
     let first = fake.pod_names(&ns)[0].clone();
     fake.append_log(&ns, &first, "before");
 
