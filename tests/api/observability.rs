@@ -302,7 +302,11 @@ impl Captured {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::EnvFilter::new(logging::DEFAULT_FILTER))
             .with(logging::fmt_layer(true, false, move || writer.clone()));
-        tracing::subscriber::set_default(subscriber)
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Other tests' threads have no subscriber; callsites they hit first may have cached
+        // "never interested". Recompute, so this thread's subscriber sees every event.
+        tracing::callsite::rebuild_interest_cache();
+        guard
     }
 
     fn lines(&self) -> Vec<Value> {
