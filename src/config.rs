@@ -91,6 +91,59 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// Span export over OTLP/HTTP (needs the `otlp` cargo feature).
     pub otlp: OtlpSettings,
+    pub notifications: NotificationSettings,
+}
+
+/// When billing notices go out, and the SMTP server that carries their emails.
+#[derive(Clone, Debug)]
+pub struct NotificationSettings {
+    /// Days before a renewal that a short balance is reported (MINISPOD_LOW_CREDIT_DAYS).
+    pub low_credit_days: i64,
+    /// Hours before the grace period ends that the reminder goes out (MINISPOD_GRACE_REMINDER_HOURS).
+    pub grace_reminder_hours: i64,
+    /// None (MINISPOD_SMTP_URL unset): notifications are stored and announced, no email is queued.
+    pub mail: Option<MailSettings>,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self { low_credit_days: 3, grace_reminder_hours: 24, mail: None }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    /// `smtp://user:pass@host:587` (STARTTLS when offered, `?tls=required` to insist),
+    /// `smtps://…:465` (TLS from the start); lettre's URL form.
+    pub smtp_url: SecretString,
+    /// The From header (MINISPOD_MAIL_FROM), e.g. `MinisPod <no-reply@example.com>`.
+    pub from: String,
+    /// Attempts before an email is recorded as FAILED (MINISPOD_MAIL_MAX_ATTEMPTS).
+    pub max_attempts: u32,
+    /// The first retry waits this long; each later one twice as long, up to an hour
+    /// (MINISPOD_MAIL_RETRY_BASE_SECS).
+    pub retry_base: Duration,
+    /// How often each replica's sender looks for due mail (MINISPOD_MAIL_POLL_SECS); mail
+    /// queued by this replica wakes it at once.
+    pub poll_interval: Duration,
+    /// Emails one sender pass claims at a time.
+    pub batch: u32,
+    /// SMTP connect and command timeout.
+    pub timeout: Duration,
+}
+
+impl MailSettings {
+    pub fn new(smtp_url: SecretString, from: String) -> Self {
+        Self {
+            smtp_url,
+            from,
+            max_attempts: 8,
+            retry_base: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(10),
+            batch: 50,
+            timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 /// The standard OpenTelemetry variables the gateway honours.
@@ -403,6 +456,7 @@ impl Default for Config {
             provisioning: ProvisionSettings::default(),
             metrics_token: None,
             otlp: OtlpSettings::default(),
+            notifications: NotificationSettings::default(),
         }
     }
 }
@@ -677,6 +731,44 @@ fn read_midtrans(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Resul
     if let Some(v) = get("MINISPOD_SUSPENSION_RETENTION_DAYS") {
         c.suspension_retention_days = parse_range("MINISPOD_SUSPENSION_RETENTION_DAYS", &v, 0, 365)? as i64;
     }
+    read_notifications(get, c)
+}
+
+fn read_notifications(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
+    let n = &mut c.notifications;
+    if let Some(v) = get("MINISPOD_LOW_CREDIT_DAYS") {
+        n.low_credit_days = parse_range("MINISPOD_LOW_CREDIT_DAYS", &v, 0, 30)? as i64;
+    }
+    if let Some(v) = get("MINISPOD_GRACE_REMINDER_HOURS") {
+        n.grace_reminder_hours = parse_range("MINISPOD_GRACE_REMINDER_HOURS", &v, 0, 720)? as i64;
+    }
+    let Some(url) = get("MINISPOD_SMTP_URL") else {
+        return Ok(());
+    };
+    let url = url.trim().to_string();
+    if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+        return Err(ConfigError { var: "MINISPOD_SMTP_URL", reason: "must start with smtp:// or smtps://".into() });
+    }
+    let Some(from) = get("MINISPOD_MAIL_FROM") else {
+        return Err(ConfigError { var: "MINISPOD_MAIL_FROM", reason: "is required when MINISPOD_SMTP_URL is set".into() });
+    };
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError {
+            var: "MINISPOD_MAIL_FROM",
+            reason: "must be an address, optionally with a name: MinisPod <no-reply@example.com>".into(),
+        });
+    }
+    let mut m = MailSettings::new(SecretString::new(url), from.trim().to_string());
+    if let Some(v) = get("MINISPOD_MAIL_MAX_ATTEMPTS") {
+        m.max_attempts = parse_range("MINISPOD_MAIL_MAX_ATTEMPTS", &v, 1, 100)? as u32;
+    }
+    if let Some(v) = get("MINISPOD_MAIL_RETRY_BASE_SECS") {
+        m.retry_base = Duration::from_secs(parse_range("MINISPOD_MAIL_RETRY_BASE_SECS", &v, 1, 3_600)?);
+    }
+    if let Some(v) = get("MINISPOD_MAIL_POLL_SECS") {
+        m.poll_interval = Duration::from_secs(parse_range("MINISPOD_MAIL_POLL_SECS", &v, 1, 3_600)?);
+    }
+    n.mail = Some(m);
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub struct QueryRoot(
     crate::instances::graphql::InstanceQuery,
     crate::cluster::graphql::ClusterQuery,
     crate::reports::graphql::ReportQuery,
+    crate::notifications::graphql::NotificationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -39,6 +40,7 @@ pub struct MutationRoot(
     crate::subscriptions::graphql::SubscriptionMutation,
     crate::jobs::graphql::JobMutation,
     crate::instances::graphql::InstanceMutation,
+    crate::notifications::graphql::NotificationMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -46,6 +48,7 @@ pub struct SubscriptionRoot(
     crate::billing::graphql::WalletSubscription,
     crate::cluster::graphql::ClusterSubscription,
     crate::instances::graphql::InstanceSubscription,
+    crate::notifications::graphql::NotificationSubscription,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

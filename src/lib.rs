@@ -15,6 +15,7 @@ pub mod hub;
 pub mod instances;
 pub mod jobs;
 pub mod migrations;
+pub mod notifications;
 pub mod pagination;
 pub mod payments;
 pub mod reports;

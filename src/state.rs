@@ -32,6 +32,8 @@ pub struct AppState {
     pub reconcile_pass: Arc<tokio::sync::Mutex<()>>,
     /// Registered APQ documents and the persisted query manifest.
     pub persisted: Arc<crate::graphql::persisted::PersistedQueries>,
+    /// notificationAdded fan-out (across replicas) and the email sender's wake-up.
+    pub notices: crate::notifications::hub::Notifier,
     /// Prometheus series of this app (`crate::telemetry::metrics`).
     pub metrics: crate::telemetry::Metrics,
 }

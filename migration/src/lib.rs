@@ -9,6 +9,7 @@ mod m20261124_000003_wallet;
 mod m20261124_000004_subscriptions;
 mod m20261201_000005_idempotency_fingerprint;
 mod m20261201_000005_provisioning;
+mod m20261202_000006_notifications;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_subscriptions::Migration),
             Box::new(m20261201_000005_idempotency_fingerprint::Migration),
             Box::new(m20261201_000005_provisioning::Migration),
+            Box::new(m20261202_000006_notifications::Migration),
         ]
     }
 }

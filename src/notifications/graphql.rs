@@ -1,0 +1,184 @@
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{
+    NotificationKind,
+    entity::notification,
+    service::{self, MAX_BODY_CHARS, MAX_TITLE_CHARS},
+};
+use crate::{
+    graphql::ContextExt,
+    pagination::{Conn, PageArgs, connection, parse_id},
+    users::Role,
+};
+
+/// One of the viewer's notifications. Only built from rows the owner-scoped queries of
+/// `service` returned, so no resolver can hand out someone else's.
+pub struct Notification(notification::Model);
+
+#[Object]
+impl Notification {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> NotificationKind {
+        self.0.kind
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    async fn read(&self) -> bool {
+        self.0.read_at.is_some()
+    }
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The subscription it is about, if any.
+    async fn subscription_id(&self) -> Option<ID> {
+        self.0.subscription_id.map(|i| ID(i.to_string()))
+    }
+    /// The wallet transaction it is about, if any.
+    async fn transaction_id(&self) -> Option<ID> {
+        self.0.transaction_id.map(|i| ID(i.to_string()))
+    }
+    /// The app instance it is about, if any.
+    async fn instance_id(&self) -> Option<ID> {
+        self.0.instance_id.map(|i| ID(i.to_string()))
+    }
+}
+
+/// Whether the viewer gets notices of one kind by email as well.
+#[derive(SimpleObject)]
+pub struct NotificationPreference {
+    pub kind: NotificationKind,
+    pub email: bool,
+}
+
+#[derive(InputObject)]
+pub struct NotificationPreferenceInput {
+    pub kind: NotificationKind,
+    pub email: bool,
+}
+
+fn preferences(list: Vec<(NotificationKind, bool)>) -> Vec<NotificationPreference> {
+    list.into_iter().map(|(kind, email)| NotificationPreference { kind, email }).collect()
+}
+
+#[derive(Default)]
+pub struct NotificationQuery;
+
+#[Object]
+impl NotificationQuery {
+    /// The viewer's notifications, newest first.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] unread_only: bool,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Notification>> {
+        let viewer = ctx.auth().viewer()?;
+        let args = PageArgs::parse(first, after.as_deref())?;
+        let page = service::list(&ctx.state().db.conn, viewer, unread_only, args).await?;
+        Ok(connection(page, |n| n.id, Notification))
+    }
+
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let viewer = ctx.auth().viewer()?;
+        Ok(service::unread_count(&ctx.state().db.conn, viewer).await?)
+    }
+
+    /// Every kind, with whether the viewer also gets it by email. Email goes out only when the
+    /// operators configured a mail server.
+    async fn notification_preferences(&self, ctx: &Context<'_>) -> Result<Vec<NotificationPreference>> {
+        let viewer = ctx.auth().viewer()?;
+        Ok(preferences(service::preferences(&ctx.state().db.conn, viewer).await?))
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationMutation;
+
+#[Object]
+impl NotificationMutation {
+    /// Marks the viewer's notifications among `ids` read (others' ids change nothing). Returns
+    /// how many were unread.
+    async fn mark_notifications_read(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<u64> {
+        let viewer = ctx.auth().viewer()?;
+        let ids = ids.iter().map(|id| parse_id(id, "notification")).collect::<Result<Vec<_>, _>>()?;
+        Ok(service::mark_read(ctx.state(), viewer, &ids).await?)
+    }
+
+    async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
+        let viewer = ctx.auth().viewer()?;
+        Ok(service::mark_all_read(ctx.state(), viewer).await?)
+    }
+
+    /// Sets whether notices of the given kinds also come by email; kinds left out keep their
+    /// setting. Returns every kind.
+    async fn update_notification_preferences(
+        &self,
+        ctx: &Context<'_>,
+        preferences: Vec<NotificationPreferenceInput>,
+    ) -> Result<Vec<NotificationPreference>> {
+        let viewer = ctx.auth().viewer()?;
+        let choices: Vec<_> = preferences.into_iter().map(|p| (p.kind, p.email)).collect();
+        Ok(self::preferences(service::set_preferences(ctx.state(), viewer, &choices).await?))
+    }
+
+    /// Admin: an announcement to every active user, or to those of one role. Returns the number
+    /// of recipients.
+    async fn broadcast_notification(
+        &self,
+        ctx: &Context<'_>,
+        title: String,
+        body: String,
+        role: Option<Role>,
+    ) -> Result<u64> {
+        let admin = ctx.auth().admin()?;
+        let title = service::parse_text("title", &title, MAX_TITLE_CHARS)?;
+        let body = service::parse_text("body", &body, MAX_BODY_CHARS)?;
+        Ok(service::broadcast(ctx.state(), admin, title, body, role).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationSubscription;
+
+#[Subscription]
+impl NotificationSubscription {
+    /// Each new notification of the viewer, from any replica, in the order they were recorded.
+    async fn notification_added(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Notification> + use<>> {
+        let viewer = ctx.auth().viewer()?;
+        let state = ctx.state().clone();
+        // Subscribe before reading the newest id, so nothing recorded in between is missed.
+        let mut rx = state.notices.hub.subscribe();
+        let mut last = service::latest_id(&state.db.conn, viewer).await?;
+        Ok(async_stream::stream! {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if ev.user_id.is_some_and(|u| u != viewer.id) => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+                match service::newer_than(&state.db.conn, viewer, last).await {
+                    Ok(rows) => {
+                        for row in rows {
+                            last = row.id;
+                            yield Notification(row);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "notificationAdded: cannot load notifications"),
+                }
+            }
+        })
+    }
+}
