@@ -169,16 +169,77 @@ pub async fn transition(
         // A new rollout stamp: the pod template changes, so the cluster rolls the pods.
         changes.provision_started_at = Set(Some(now));
     }
-    if !update_if_unchanged(&state.db.conn, inst, changes, now).await? {
-        return Err(AppError::Conflict(format!(
+    let conflict = || {
+        AppError::Conflict(format!(
             "the instance was changed by another request (it was {}); reload and retry",
             inst.status.as_str()
-        )));
+        ))
+    };
+    let mut notified = None;
+    if let Some(what) = owner_news(inst, to, &changes) {
+        // The owner hears of it in the transaction that records it.
+        let tx = state.db.begin().await?;
+        if !update_if_unchanged(&*tx, inst, changes, now).await? {
+            return Err(conflict());
+        }
+        notified = notify_owner(&*tx, state, inst, what).await?;
+        tx.commit().await?;
+    } else if !update_if_unchanged(&state.db.conn, inst, changes, now).await? {
+        return Err(conflict());
     }
     let updated =
         instance::Entity::find_by_id(inst.id).one(&state.db.conn).await?.ok_or(AppError::NotFound("instance"))?;
     state.instance_hub.announce(&state.db, updated.id).await;
+    state.notices.announce(&state.db, notified).await;
     Ok(updated)
+}
+
+/// What the owner is told about a move to `to`: the first time the app runs after
+/// provisioning, and every failure (once per rollout).
+enum OwnerNews {
+    Running,
+    Failed(String),
+}
+
+fn owner_news(inst: &instance::Model, to: InstanceStatus, changes: &instance::ActiveModel) -> Option<OwnerNews> {
+    match to {
+        InstanceStatus::Running if inst.status == InstanceStatus::Provisioning => Some(OwnerNews::Running),
+        InstanceStatus::Error => {
+            let reason = match &changes.last_error {
+                sea_orm::ActiveValue::Set(Some(r)) => r.clone(),
+                _ => inst.last_error.clone().unwrap_or_else(|| "unknown error".into()),
+            };
+            Some(OwnerNews::Failed(reason))
+        }
+        _ => None,
+    }
+}
+
+async fn notify_owner(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    inst: &instance::Model,
+    what: OwnerNews,
+) -> AppResult<Option<crate::notifications::service::Notified>> {
+    use crate::notifications::{notice::Notice, service as notifications};
+    let Some(sub) = subscription::Entity::find_by_id(inst.subscription_id).one(db).await? else {
+        return Ok(None);
+    };
+    let app = notifications::app_name(db, sub.service_id, sub.plan_id).await?.service;
+    let rollout = inst.provision_started_at.map(manifests::stamp).unwrap_or_default();
+    let notice = match what {
+        OwnerNews::Running => Notice::InstanceRunning {
+            instance_id: inst.id,
+            subscription_id: sub.id,
+            app,
+            url: inst.public_url.clone().or_else(|| inst.endpoint.clone()),
+            rollout,
+        },
+        OwnerNews::Failed(reason) => {
+            Notice::InstanceError { instance_id: inst.id, subscription_id: sub.id, app, reason, rollout }
+        }
+    };
+    notifications::notify(db, state, sub.user_id, &notice).await
 }
 
 /// Records a cluster failure on the row (no status change) so the owner sees why.

@@ -14,9 +14,6 @@ use crate::{
     subscriptions::renewal::{self, Outcome},
 };
 
-/// Days ahead the low-credit report looks.
-const LOW_CREDIT_DAYS: i64 = 3;
-
 #[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]
 pub enum BillingJob {
     Renewals,
@@ -117,12 +114,17 @@ pub async fn renewals(state: &AppState) -> AppResult<JobReport> {
     Ok(report)
 }
 
-/// Suspends subscriptions whose grace is over, expires those suspended past the retention and
-/// those that reached the period end with auto-renew off.
+/// Reminds owners whose grace ends within `MINISPOD_GRACE_REMINDER_HOURS`, suspends
+/// subscriptions whose grace is over, expires those suspended past the retention and those
+/// that reached the period end with auto-renew off.
 #[tracing::instrument(skip_all)]
 pub async fn grace_period(state: &AppState) -> AppResult<JobReport> {
     let mut report = JobReport::default();
     let now = state.now();
+    let until = now + Days::hours(state.config.notifications.grace_reminder_hours);
+    for id in renewal::grace_ending(state, now, until).await? {
+        report.add(id, renewal::remind_grace(state, id, until).await);
+    }
     for id in renewal::grace_over(state, now).await? {
         report.add(id, renewal::suspend_unpaid(state, id).await);
     }
@@ -134,45 +136,59 @@ pub async fn grace_period(state: &AppState) -> AppResult<JobReport> {
     Ok(report)
 }
 
-/// Reports owners whose balance does not cover their paid renewals due within three days.
-/// Nothing is sent; the details are the list.
+/// Warns owners whose balance does not cover their paid renewals due within
+/// `MINISPOD_LOW_CREDIT_DAYS`: one notice per renewal that the balance cannot reach, taking the
+/// renewals in the order they fall due, once per period.
 #[tracing::instrument(skip_all)]
 pub async fn low_credit_warnings(state: &AppState) -> AppResult<JobReport> {
-    let upcoming = renewal::upcoming_renewals(state, state.now() + Days::days(LOW_CREDIT_DAYS)).await?;
-    let mut due_by_user: BTreeMap<i64, (i64, Vec<i64>)> = BTreeMap::new();
+    let days = state.config.notifications.low_credit_days;
+    let upcoming = renewal::upcoming_renewals(state, state.now() + Days::days(days)).await?;
+    let mut by_user: BTreeMap<i64, Vec<renewal::UpcomingRenewal>> = BTreeMap::new();
     for r in upcoming {
-        let e = due_by_user.entry(r.user_id).or_default();
-        e.0 += r.amount;
-        e.1.push(r.subscription_id);
+        by_user.entry(r.user_id).or_default().push(r);
     }
     let mut report = JobReport::default();
-    for (user_id, (amount, subs)) in due_by_user {
+    for (user_id, renewals) in by_user {
         report.processed += 1;
-        match crate::users::service::get(&state.db.conn, user_id).await {
-            Ok(u) if u.balance < amount => {
-                report.succeeded += 1;
-                report.details.push(format!(
-                    "user {user_id}: balance {} IDR, {amount} IDR due within {LOW_CREDIT_DAYS} days (subscriptions {subs:?})",
-                    u.balance
-                ));
-            }
-            Ok(_) => {}
+        let balance = match crate::users::service::get(&state.db.conn, user_id).await {
+            Ok(u) => u.balance,
             Err(e) => {
                 report.failed += 1;
                 report.details.push(format!("user {user_id}: {e}"));
+                continue;
+            }
+        };
+        let mut due = 0;
+        for r in renewals {
+            due += r.amount;
+            if due <= balance {
+                continue;
+            }
+            match renewal::warn_low_credit(state, &r, balance).await {
+                Ok(Outcome::Done(d)) => {
+                    report.succeeded += 1;
+                    report.details.push(format!("user {user_id}: {d}"));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    e.log();
+                    report.failed += 1;
+                    report.details.push(format!("user {user_id}: subscription {}: {e}", r.subscription_id));
+                }
             }
         }
     }
     Ok(report)
 }
 
-/// Runs RENEWALS then GRACE_PERIOD every `interval` until the task is aborted. Every replica
+/// Runs RENEWALS, GRACE_PERIOD and LOW_CREDIT_WARNINGS every `interval` until the task is
+/// aborted. Every replica
 /// may run it: each change is a conditional update, so concurrent passes cannot act twice.
 pub fn spawn_runner(state: AppState, interval: Duration) -> JoinHandle<()> {
     super::every(interval, move || {
         let state = state.clone();
         async move {
-            for job in [BillingJob::Renewals, BillingJob::GracePeriod] {
+            for job in [BillingJob::Renewals, BillingJob::GracePeriod, BillingJob::LowCreditWarnings] {
                 match run(&state, job).await {
                     Ok(r) if r.succeeded + r.failed > 0 => tracing::info!(
                         ?job,

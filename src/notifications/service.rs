@@ -10,7 +10,7 @@ use sea_orm::{
 use super::{
     EmailStatus, NotificationKind,
     entity::{notification, outbox, preference},
-    notice::Notice,
+    notice::{AppName, Notice},
 };
 use crate::{
     auth::Viewer,
@@ -362,4 +362,21 @@ pub async fn set_preferences(
         tx.commit().await?;
     }
     preferences(&state.db.conn, viewer).await
+}
+
+/// The service and plan names the owner knows a subscription by.
+pub async fn app_name(db: &impl ConnectionTrait, service_id: i64, plan_id: i64) -> AppResult<AppName> {
+    use crate::catalog::entity::{plan, service};
+    let service: Option<String> = service::Entity::find_by_id(service_id)
+        .select_only()
+        .column(service::Column::Name)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let plan: Option<String> =
+        plan::Entity::find_by_id(plan_id).select_only().column(plan::Column::Name).into_tuple().one(db).await?;
+    Ok(AppName {
+        service: service.unwrap_or_else(|| format!("service {service_id}")),
+        plan: plan.unwrap_or_else(|| format!("plan {plan_id}")),
+    })
 }

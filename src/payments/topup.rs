@@ -10,6 +10,7 @@ use super::midtrans::{
     status::{Action, Verdict, classify, transition},
 };
 use crate::{
+    notifications::{notice::Notice, service as notifications},
     auth::Viewer,
     billing::{
         MAX_TOP_UP, MIN_TOP_UP, PaymentMethod, TransactionStatus, TransactionType, entity as transactions, service,
@@ -209,6 +210,21 @@ fn merged_metadata(row: &transactions::Model, ps: &ProviderStatus) -> Value {
     meta
 }
 
+/// The notice for a top-up that ended unpaid; none for one the owner or the merchant cancelled.
+fn failure_notice(row: &transactions::Model, status: TransactionStatus) -> Option<Notice> {
+    let what = match status {
+        TransactionStatus::Expired => "expired before it was paid",
+        TransactionStatus::Failed => "was declined by the payment provider",
+        _ => return None,
+    };
+    Some(Notice::TopUpFailed {
+        transaction_id: row.id,
+        reference: crate::billing::reference(row.id),
+        amount: row.amount,
+        status: what,
+    })
+}
+
 /// Applies a Midtrans status to a top-up. Safe to call any number of times, concurrently and in
 /// any order: each money movement is claimed through a unique posting key, and status changes
 /// are conditional on the current status.
@@ -236,9 +252,17 @@ pub async fn apply_status(state: &AppState, id: i64, ps: &ProviderStatus) -> App
                 else {
                     continue;
                 };
+                let notice = Notice::TopUpSettled {
+                    transaction_id: done.id,
+                    reference: crate::billing::reference(done.id),
+                    amount: done.amount,
+                    balance: done.balance_after,
+                };
+                let notified = notifications::notify(&*tx, state, done.user_id, &notice).await?;
                 tx.commit().await?;
                 tracing::info!(transaction_id = done.id, amount = done.amount, "top-up credited");
                 state.wallet_hub.announce(&state.db, done.user_id, done.id).await;
+                state.notices.announce(&state.db, notified).await;
                 return Ok(done);
             }
             Action::Close(status) => {
@@ -246,8 +270,13 @@ pub async fn apply_status(state: &AppState, id: i64, ps: &ProviderStatus) -> App
                 if !service::close_top_up(&*tx, row.id, status, &ps.transaction_status, now).await? {
                     continue;
                 }
+                let notified = match failure_notice(&row, status) {
+                    Some(notice) => notifications::notify(&*tx, state, row.user_id, &notice).await?,
+                    None => None,
+                };
                 tx.commit().await?;
                 state.wallet_hub.announce(&state.db, row.user_id, row.id).await;
+                state.notices.announce(&state.db, notified).await;
                 return service::find(&state.db.conn, id).await?.ok_or(AppError::NotFound("transaction"));
             }
             Action::Reverse => {

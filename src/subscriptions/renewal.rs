@@ -15,6 +15,7 @@ use super::{
 use crate::{
     billing::TransactionType,
     error::{AppError, AppResult},
+    notifications::{notice::Notice, service as notifications},
     state::AppState,
 };
 
@@ -111,8 +112,13 @@ async fn charge_renewal(state: &AppState, sub: &subscription::Model, now: DateTi
         now,
     )
     .await?;
+    let app = notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?;
+    let notice =
+        Notice::Renewed { subscription_id: sub.id, app, period_start: start, until: end, amount: sub.monthly_price };
+    let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
     tx.commit().await?;
     announce(state, sub.user_id, charged).await;
+    state.notices.announce(&state.db, notified).await;
     Ok(Outcome::Done(format!(
         "subscription {}: renewed until {}, charged {} IDR",
         sub.id,
@@ -163,7 +169,11 @@ async fn enter_grace(
         now,
     )
     .await?;
+    let app = notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?;
+    let notice = Notice::GraceStarted { subscription_id: sub.id, app, required, balance, grace_end };
+    let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
     tx.commit().await?;
+    state.notices.announce(&state.db, notified).await;
     Ok(Outcome::Failed(format!(
         "subscription {}: insufficient credit ({balance} of {required} IDR); grace until {}",
         sub.id,
@@ -220,12 +230,65 @@ pub async fn suspend_unpaid(state: &AppState, id: i64) -> AppResult<Outcome> {
                 now,
             )
             .await?;
+            let grace_end = sub.grace_period_end.unwrap_or(now);
+            let notice = Notice::Suspended {
+                subscription_id: sub.id,
+                app: notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?,
+                grace_end,
+                kept_until: grace_end + Duration::days(state.config.suspension_retention_days),
+            };
+            let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
             tx.commit().await?;
+            state.notices.announce(&state.db, notified).await;
             crate::instances::service::on_subscription_change(state, sub.id);
             Ok(Outcome::Done(format!("subscription {}: suspended (grace period over)", sub.id)))
         }
         .await,
     )
+}
+
+/// ACTIVE subscriptions whose grace period ends after `now` but by `until`.
+pub async fn grace_ending(state: &AppState, now: DateTime<Utc>, until: DateTime<Utc>) -> AppResult<Vec<i64>> {
+    ids(
+        state,
+        subscription::Entity::find()
+            .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
+            .filter(subscription::Column::GracePeriodEnd.gt(now))
+            .filter(subscription::Column::GracePeriodEnd.lte(until)),
+    )
+    .await
+}
+
+/// Tells the owner, once per grace period, that it ends soon, unless the balance already
+/// covers the renewal (the next renewal pass will charge it).
+#[tracing::instrument(skip_all, fields(subscription_id = id))]
+pub async fn remind_grace(state: &AppState, id: i64, until: DateTime<Utc>) -> AppResult<Outcome> {
+    let now = state.now();
+    let Some(sub) = load(state, id).await? else { return Ok(Outcome::Skipped) };
+    let Some(grace_end) = sub.grace_period_end.filter(|g| *g > now && *g <= until) else {
+        return Ok(Outcome::Skipped);
+    };
+    if sub.status != SubscriptionStatus::Active {
+        return Ok(Outcome::Skipped);
+    }
+    let balance = crate::users::service::get(&state.db.conn, sub.user_id).await?.balance;
+    if balance >= sub.monthly_price {
+        return Ok(Outcome::Skipped);
+    }
+    let tx = state.db.begin().await?;
+    let app = notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?;
+    let notice = Notice::GraceReminder { subscription_id: sub.id, app, required: sub.monthly_price, balance, grace_end };
+    let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
+    tx.commit().await?;
+    if notified.is_none() {
+        return Ok(Outcome::Skipped);
+    }
+    state.notices.announce(&state.db, notified).await;
+    Ok(Outcome::Done(format!(
+        "subscription {}: reminded that the grace period ends {}",
+        sub.id,
+        grace_end.format("%Y-%m-%d %H:%M")
+    )))
 }
 
 /// SUSPENDED subscriptions whose grace ended more than the retention ago.
@@ -305,9 +368,17 @@ pub async fn expire(state: &AppState, id: i64) -> AppResult<Outcome> {
                 now,
             )
             .await?;
+            let notice = Notice::Expired {
+                subscription_id: sub.id,
+                app: notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?,
+                period_end: sub.period_end,
+                reason: reason.to_string(),
+            };
+            let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
             let sub = reload(&*tx, sub.id).await?;
             release_slot(&*tx, sub.plan_id).await?; // last: the plan row is the hot spot
             tx.commit().await?;
+            state.notices.announce(&state.db, notified).await;
             crate::instances::service::on_subscription_change(state, sub.id);
             Ok(Outcome::Done(format!("subscription {}: expired ({reason})", sub.id)))
         }
@@ -323,8 +394,34 @@ pub async fn expire(state: &AppState, id: i64) -> AppResult<Outcome> {
 pub struct UpcomingRenewal {
     pub subscription_id: i64,
     pub user_id: i64,
+    pub service_id: i64,
+    pub plan_id: i64,
     pub amount: i64,
     pub due: DateTime<Utc>,
+}
+
+/// Warns the owner, once per period, that `balance` will not cover this renewal.
+pub async fn warn_low_credit(state: &AppState, r: &UpcomingRenewal, balance: i64) -> AppResult<Outcome> {
+    let tx = state.db.begin().await?;
+    let notice = Notice::LowCredit {
+        subscription_id: r.subscription_id,
+        app: notifications::app_name(&*tx, r.service_id, r.plan_id).await?,
+        due: r.due,
+        amount: r.amount,
+        balance,
+    };
+    let notified = notifications::notify(&*tx, state, r.user_id, &notice).await?;
+    tx.commit().await?;
+    if notified.is_none() {
+        return Ok(Outcome::Skipped);
+    }
+    state.notices.announce(&state.db, notified).await;
+    Ok(Outcome::Done(format!(
+        "subscription {}: low credit ({balance} IDR, {} IDR due {})",
+        r.subscription_id,
+        r.amount,
+        r.due.format("%Y-%m-%d")
+    )))
 }
 
 pub async fn upcoming_renewals(state: &AppState, until: DateTime<Utc>) -> AppResult<Vec<UpcomingRenewal>> {
@@ -333,7 +430,10 @@ pub async fn upcoming_renewals(state: &AppState, until: DateTime<Utc>) -> AppRes
         .filter(subscription::Column::AutoRenew.eq(true))
         .filter(subscription::Column::MonthlyPrice.gt(0))
         .filter(subscription::Column::NextBillingAt.lte(until))
+        // In grace, the grace notices speak instead.
+        .filter(subscription::Column::GracePeriodEnd.is_null())
         .order_by_asc(subscription::Column::UserId)
+        .order_by_asc(subscription::Column::NextBillingAt)
         .order_by_asc(subscription::Column::Id)
         .all(&state.db.conn)
         .await?;
@@ -343,6 +443,8 @@ pub async fn upcoming_renewals(state: &AppState, until: DateTime<Utc>) -> AppRes
             s.next_billing_at.map(|due| UpcomingRenewal {
                 subscription_id: s.id,
                 user_id: s.user_id,
+                service_id: s.service_id,
+                plan_id: s.plan_id,
                 amount: s.monthly_price,
                 due,
             })
