@@ -81,13 +81,13 @@ impl NotificationQuery {
     async fn notifications(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] unread_only: bool,
+        #[graphql(default_with = "Some(false)")] unread_only: Option<bool>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Notification>> {
         let viewer = ctx.auth().viewer()?;
         let args = PageArgs::parse(first, after.as_deref())?;
-        let page = service::list(&ctx.state().db.conn, viewer, unread_only, args).await?;
+        let page = service::list(&ctx.state().db.conn, viewer, unread_only.unwrap_or(false), args).await?;
         Ok(connection(page, |n| n.id, Notification))
     }
 

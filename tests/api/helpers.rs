@@ -55,7 +55,12 @@ pub async fn create_service(app: &TestApp, admin: &Session, slug: &str, quota: i
 }
 
 pub async fn fixture(quota: i32) -> Fixture {
-    let app = TestApp::spawn().await;
+    fixture_with(quota, |_| {}).await
+}
+
+/// `fixture` on a gateway whose config `tweak` changed.
+pub async fn fixture_with(quota: i32, tweak: impl FnOnce(&mut minispod_gateway::config::Config)) -> Fixture {
+    let app = TestApp::spawn_with(tweak).await;
     let admin = app.login_admin().await;
     let (service_id, plans) = create_service(&app, &admin, "app-one", quota).await;
     Fixture { app, admin, service_id, plans }
