@@ -388,3 +388,35 @@ async fn an_app_that_comes_up_or_fails_tells_its_owner() {
     let body = failed[0]["body"].as_str().unwrap();
     assert!(body.contains("ImagePullBackOff") || body.contains("ProgressDeadlineExceeded"), "{body}");
 }
+
+mod needs_postgres {
+    use super::*;
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL (two replicas share one database); .ci/run runs it on PostgreSQL"]
+    async fn a_notice_recorded_on_one_replica_reaches_the_owner_on_another() {
+        let fake = FakeMidtrans::start().await;
+        let fk = fake.clone();
+        let a = TestApp::spawn_with(move |c| fk.configure(c)).await;
+        assert!(a.db.is_postgres(), "cross-replica notificationAdded needs PostgreSQL (TEST_DATABASE_URL)");
+        let fk = fake.clone();
+        let b = TestApp::spawn_on(a.db.clone(), move |c| fk.configure(c)).await;
+        let budi = a.register("Budi").await;
+        let siti = a.register("Siti").await;
+        let mut ws = WsClient::connect_ok(&b.ws_url(), Some(&budi.token)).await;
+        ws.subscribe("1", ADDED, json!({})).await;
+        let mut ws_siti = WsClient::connect_ok(&b.ws_url(), Some(&siti.token)).await;
+        ws_siti.subscribe("1", ADDED, json!({})).await;
+        listening(&b, 2).await;
+
+        let (_, order) = top_up(&a, &fake, &budi, 90_000).await;
+        assert_eq!(a.notify(&notification(&order, 90_000, "settlement", None)).await, 200);
+        let n = next_added(&mut ws).await;
+        assert_eq!((n["kind"].as_str(), n["title"].as_str()), (Some("TOP_UP_SETTLED"), Some("Top-up of Rp 90.000 received")));
+        // A broadcast on replica A reaches both, and is Siti's first event.
+        let admin = a.login_admin().await;
+        a.gql_ok(Some(&admin.token), BROADCAST, json!({ "t": "Maintenance", "b": "Tonight" })).await;
+        assert_eq!(next_added(&mut ws_siti).await["kind"], "ANNOUNCEMENT");
+        assert_eq!(next_added(&mut ws).await["kind"], "ANNOUNCEMENT");
+    }
+}
