@@ -159,26 +159,90 @@ impl NotificationSubscription {
     async fn notification_added(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Notification> + use<>> {
         let viewer = ctx.auth().viewer()?;
         let state = ctx.state().clone();
-        // Subscribe before reading the newest id, so nothing recorded in between is missed.
+        // Read the newest id first, then listen, then catch up once: a notice recorded between
+        // the two is delivered rather than lost.
+        let floor = service::latest_id(&state.db.conn, viewer).await?;
         let mut rx = state.notices.hub.subscribe();
-        let mut last = service::latest_id(&state.db.conn, viewer).await?;
         Ok(async_stream::stream! {
+            let mut sent = Recent::new(floor);
+            let mut wake = true;
             loop {
-                match rx.recv().await {
-                    Ok(ev) if ev.user_id.is_some_and(|u| u != viewer.id) => continue,
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => break,
-                }
-                match service::newer_than(&state.db.conn, viewer, last).await {
-                    Ok(rows) => {
-                        for row in rows {
-                            last = row.id;
-                            yield Notification(row);
+                let mut after = sent.floor();
+                while wake {
+                    match service::newer_than(&state.db.conn, viewer, after).await {
+                        Ok(rows) => {
+                            wake = rows.len() == service::NEWER_PAGE;
+                            for row in rows {
+                                after = row.id;
+                                if sent.insert(row.id) {
+                                    yield Notification(row);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "notificationAdded: cannot load notifications");
+                            wake = false;
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "notificationAdded: cannot load notifications"),
                 }
+                wake = match rx.recv().await {
+                    Ok(ev) => ev.user_id.is_none_or(|u| u == viewer.id),
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => break,
+                };
             }
         })
+    }
+}
+
+/// The ids a `notificationAdded` stream sent lately. Ids come from a sequence, so a transaction
+/// that took a lower id may commit after one with a higher id: each read looks back past the
+/// last few ids sent and skips those already sent, instead of only after the newest.
+struct Recent {
+    start: i64,
+    ids: std::collections::VecDeque<i64>,
+}
+
+impl Recent {
+    const KEEP: usize = 32;
+
+    fn new(start: i64) -> Self {
+        Self { start, ids: Default::default() }
+    }
+
+    /// Rows after this id may still be unsent.
+    fn floor(&self) -> i64 {
+        if self.ids.len() < Self::KEEP { self.start } else { self.ids.iter().copied().min().unwrap_or(self.start) }
+    }
+
+    /// Records `id`; false when it was sent already.
+    fn insert(&mut self, id: i64) -> bool {
+        if id <= self.floor() || self.ids.contains(&id) {
+            return false;
+        }
+        if self.ids.len() == Self::KEEP {
+            self.ids.pop_front();
+        }
+        self.ids.push_back(id);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+
+    #[test]
+    fn a_late_commit_with_a_lower_id_is_still_sent_once() {
+        let mut r = Recent::new(10);
+        assert!(r.insert(12));
+        assert!(!r.insert(12), "sent already");
+        assert!(r.insert(11), "committed after 12");
+        assert!(!r.insert(9), "before the stream started");
+        for id in 13..13 + Recent::KEEP as i64 {
+            assert!(r.insert(id));
+        }
+        assert!(r.floor() > 12, "the window moves on: {}", r.floor());
+        assert!(!r.insert(12));
     }
 }

@@ -277,12 +277,15 @@ pub async fn unread_count(db: &impl ConnectionTrait, viewer: Viewer) -> AppResul
     Ok(notification::owned_by(viewer.id).filter(notification::Column::ReadAt.is_null()).count(db).await?)
 }
 
+/// Rows one `newer_than` call returns at most.
+pub const NEWER_PAGE: usize = 100;
+
 /// The viewer's notifications after `after_id`, oldest first (what `notificationAdded` sends).
 pub async fn newer_than(db: &impl ConnectionTrait, viewer: Viewer, after_id: i64) -> AppResult<Vec<notification::Model>> {
     Ok(notification::owned_by(viewer.id)
         .filter(notification::Column::Id.gt(after_id))
         .order_by_asc(notification::Column::Id)
-        .limit(100)
+        .limit(NEWER_PAGE as u64)
         .all(db)
         .await?)
 }
