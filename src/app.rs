@@ -147,10 +147,11 @@ impl App {
             .map(|i| jobs::payments::spawn_reconciler(self.state.clone(), i));
         let billing = self.state.config.billing_interval.map(|i| jobs::billing::spawn_runner(self.state.clone(), i));
         let provisioning = crate::instances::spawn(&self.state);
+        let mail = crate::notifications::outbox::spawn_sender(self.state.clone());
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
-        for job in [reconciler, billing].into_iter().flatten().chain(provisioning) {
+        for job in [reconciler, billing, mail].into_iter().flatten().chain(provisioning) {
             job.abort();
         }
         self.state.instance_hub.stop();
