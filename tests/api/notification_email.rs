@@ -7,7 +7,7 @@ use minispod_gateway::{
     config::{MailSettings, SecretString},
     notifications::{EmailStatus, entity::outbox},
 };
-use sea_orm::{EntityTrait, QueryOrder};
+use sea_orm::{EntityTrait, QueryOrder, Set};
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -226,6 +226,35 @@ async fn a_refused_recipient_fails_after_one_attempt() {
 }
 
 #[tokio::test]
+async fn a_sender_whose_lease_was_taken_over_does_not_record_its_outcome() {
+    let fake = FakeSmtp::start().await;
+    let app = gateway_with(&fake, |_| {}).await;
+    let admin = app.login_admin().await;
+    app.register("Ana").await;
+    fake.hold(true);
+    broadcast(&app, &admin, "Slow", "Held at the server.").await;
+    fake.wait_held(1).await;
+
+    // While the sender waits for the server's answer, its lease is taken over (as another
+    // replica does once a lease ran out).
+    let row = rows(&app).await.remove(0);
+    let (lease, attempts) = (row.lease_until.expect("claimed with a lease"), row.attempts);
+    let theirs = lease + chrono::Duration::hours(1);
+    let mut taken: outbox::ActiveModel = row.clone().into();
+    taken.lease_until = Set(Some(theirs));
+    outbox::Entity::update(taken).exec(&app.state.db.conn).await.unwrap();
+    fake.hold(false);
+
+    // The sender handles emails one at a time: once a later one is recorded, so was the first.
+    broadcast(&app, &admin, "Next", "After the slow one.").await;
+    fake.wait_for(2).await;
+    eventually("the later email is recorded", || async { rows(&app).await[1].status == EmailStatus::Sent }).await;
+    let first = rows(&app).await.remove(0);
+    assert_eq!(first.status, EmailStatus::Queued, "{first:?}");
+    assert_eq!((first.lease_until, first.attempts, first.sent_at), (Some(theirs), attempts, None));
+}
+
+#[tokio::test]
 async fn email_deliveries_are_for_admins_only() {
     let fake = FakeSmtp::start().await;
     let app = gateway_with(&fake, |_| {}).await;
@@ -252,7 +281,6 @@ mod needs_postgres {
     use std::sync::Arc;
 
     use minispod_gateway::users::{Role, entity as users};
-    use sea_orm::{EntityTrait, Set};
 
     use super::*;
     use crate::support::TestDb;
