@@ -64,8 +64,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         CatalogCache::start(&db, config.graphql.catalog_cache_bytes).await.context("cannot start the catalog cache")?;
     let instance_hub =
         crate::instances::hub::InstanceHub::start(&db).await.context("cannot start the instance event hub")?;
-    let notices =
-        crate::notifications::hub::Notifier::start(&db).await.context("cannot start the notification hub")?;
+    let notices = crate::notifications::hub::Notifier::start(&db).await.context("cannot start the notification hub")?;
     let persisted = Arc::new(crate::graphql::persisted::PersistedQueries::load(&config.persisted_queries)?);
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
     let cluster = Cluster::connect(&config.kube, clock.clone(), &metrics).await;

@@ -751,7 +751,10 @@ fn read_notifications(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> 
     }
     crate::notifications::mailer::check_url(&url).map_err(|reason| ConfigError { var: "MINISPOD_SMTP_URL", reason })?;
     let Some(from) = get("MINISPOD_MAIL_FROM") else {
-        return Err(ConfigError { var: "MINISPOD_MAIL_FROM", reason: "is required when MINISPOD_SMTP_URL is set".into() });
+        return Err(ConfigError {
+            var: "MINISPOD_MAIL_FROM",
+            reason: "is required when MINISPOD_SMTP_URL is set".into(),
+        });
     };
     if from.parse::<lettre::message::Mailbox>().is_err() {
         return Err(ConfigError {
@@ -1227,7 +1230,10 @@ mod tests {
         let c = cfg(&[url, ("MINISPOD_MAIL_FROM", " MinisPod <no-reply@example.com> ")]).unwrap();
         let m = c.notifications.mail.as_ref().unwrap();
         assert_eq!(m.from, "MinisPod <no-reply@example.com>");
-        assert_eq!((m.max_attempts, m.retry_base, m.poll_interval), (8, Duration::from_secs(30), Duration::from_secs(10)));
+        assert_eq!(
+            (m.max_attempts, m.retry_base, m.poll_interval),
+            (8, Duration::from_secs(30), Duration::from_secs(10))
+        );
         assert!(!format!("{c:?}").contains("s3cret-pw"), "the SMTP password stays out of Debug");
     }
 
@@ -1250,7 +1256,10 @@ mod tests {
         ])
         .unwrap();
         let m = c.notifications.mail.unwrap();
-        assert_eq!((m.max_attempts, m.retry_base, m.poll_interval), (3, Duration::from_secs(5), Duration::from_secs(2)));
+        assert_eq!(
+            (m.max_attempts, m.retry_base, m.poll_interval),
+            (3, Duration::from_secs(5), Duration::from_secs(2))
+        );
         for (var, bad) in [
             ("MINISPOD_MAIL_MAX_ATTEMPTS", "0"),
             ("MINISPOD_MAIL_MAX_ATTEMPTS", "101"),

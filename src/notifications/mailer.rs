@@ -47,8 +47,7 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(settings: &MailSettings) -> Result<Self, String> {
-        let from: Mailbox =
-            settings.from.parse().map_err(|e| format!("MINISPOD_MAIL_FROM is not an address: {e}"))?;
+        let from: Mailbox = settings.from.parse().map_err(|e| format!("MINISPOD_MAIL_FROM is not an address: {e}"))?;
         let url = with_default_tls(settings.smtp_url.expose());
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
             // lettre's message would quote the URL, password included.
@@ -94,8 +93,10 @@ fn with_default_tls(url: &str) -> String {
 /// From, To, Subject and both bodies as multipart/alternative (plain text first: clients show
 /// the last part they understand).
 pub fn message(from: &Mailbox, email: &Outgoing<'_>) -> Result<Message, SendError> {
-    let to: Mailbox =
-        email.to.parse().map_err(|e| SendError::Permanent(format!("recipient {:?} is not an address: {e}", email.to)))?;
+    let to: Mailbox = email
+        .to
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("recipient {:?} is not an address: {e}", email.to)))?;
     let domain = from.email.domain().to_string();
     Message::builder()
         .from(from.clone())

@@ -81,7 +81,8 @@ pub async fn pass(state: &AppState, mailer: &Mailer, settings: &MailSettings) ->
     let now = state.now();
     let lease_until = micros(now + chrono::Duration::from_std(lease(mailer)).map_err(AppError::internal)?);
     let rows = claim(state, now, lease_until, settings.batch).await?;
-    let mut report = PassReport { claimed: rows.len(), more: rows.len() as u64 >= u64::from(settings.batch), ..Default::default() };
+    let mut report =
+        PassReport { claimed: rows.len(), more: rows.len() as u64 >= u64::from(settings.batch), ..Default::default() };
     for (i, row) in rows.iter().enumerate() {
         if state.now() + chrono::Duration::from_std(mailer.send_timeout).map_err(AppError::internal)? > lease_until {
             let ids: Vec<i64> = rows[i..].iter().map(|r| r.id).collect();
@@ -89,8 +90,13 @@ pub async fn pass(state: &AppState, mailer: &Mailer, settings: &MailSettings) ->
             report.more = true;
             break;
         }
-        let email =
-            Outgoing { outbox_id: row.id, to: &row.recipient, subject: &row.subject, text: &row.text_body, html: &row.html_body };
+        let email = Outgoing {
+            outbox_id: row.id,
+            to: &row.recipient,
+            subject: &row.subject,
+            text: &row.text_body,
+            html: &row.html_body,
+        };
         let outcome = mailer.send(&email).await;
         match record(state, settings, row, lease_until, outcome).await? {
             Recorded::Sent => report.sent += 1,
@@ -138,7 +144,7 @@ async fn claim(
     }
     let tx = state.db.begin().await?;
     let mut rows = outbox::Entity::update_many()
-        .col_expr(outbox::Column::LeaseUntil, Expr::val(lease_until).into())
+        .col_expr(outbox::Column::LeaseUntil, Expr::val(lease_until))
         .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
         .filter(outbox::Column::Id.in_subquery(due.into_query()))
         .exec_with_returning(&*tx)
@@ -210,7 +216,11 @@ async fn record(
         .rows_affected;
     tx.commit().await?;
     if updated == 0 {
-        tracing::warn!(outbox_id = row.id, outcome = recorded.label(), "email lease ran out before its outcome was recorded");
+        tracing::warn!(
+            outbox_id = row.id,
+            outcome = recorded.label(),
+            "email lease ran out before its outcome was recorded"
+        );
     }
     Ok(recorded)
 }
@@ -219,7 +229,7 @@ async fn record(
 async fn release(state: &AppState, ids: &[i64], lease_until: DateTime<Utc>) -> AppResult<u64> {
     let tx = state.db.begin().await?;
     let released = outbox::Entity::update_many()
-        .col_expr(outbox::Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>).into())
+        .col_expr(outbox::Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
         .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).sub(1))
         .filter(outbox::Column::Id.is_in(ids.iter().copied()))
         .filter(outbox::Column::Status.eq(EmailStatus::Queued))

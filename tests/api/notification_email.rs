@@ -16,8 +16,7 @@ use crate::support::{
 };
 
 const FROM: &str = "MinisPod <no-reply@minispod.test>";
-const BROADCAST: &str =
-    "mutation($t: String!, $b: String!) { broadcastNotification(title: $t, body: $b, role: USER) }";
+const BROADCAST: &str = "mutation($t: String!, $b: String!) { broadcastNotification(title: $t, body: $b, role: USER) }";
 const DELIVERIES: &str = "query($s: EmailStatus) { emailDeliveries(status: $s) { totalCount edges { node { \
      id notificationId recipient subject status attempts lastError createdAt sentAt } } } }";
 

@@ -198,9 +198,9 @@ impl FakeSmtp {
     }
 }
 
+/// One write per reply: a reply split over two segments waits for a delayed ACK (40 ms).
 async fn reply(w: &mut OwnedWriteHalf, text: &str) -> std::io::Result<()> {
-    w.write_all(text.as_bytes()).await?;
-    w.write_all(b"\r\n").await
+    w.write_all(format!("{text}\r\n").as_bytes()).await
 }
 
 /// The address inside `<…>` of `MAIL FROM:<a> …` / `RCPT TO:<a>`.
@@ -217,6 +217,7 @@ fn b64(s: &str) -> Option<String> {
 
 async fn session(stream: TcpStream, inner: Arc<Inner>, mut gate: watch::Receiver<bool>) -> std::io::Result<()> {
     const DOWN: &str = "421 4.3.0 service not available";
+    stream.set_nodelay(true)?;
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     if inner.down.load(Ordering::SeqCst) {
@@ -326,7 +327,12 @@ async fn session(stream: TcpStream, inner: Arc<Inner>, mut gate: watch::Receiver
                     let _ = gate.wait_for(|held| !*held).await;
                     inner.held.fetch_sub(1, Ordering::SeqCst);
                 }
-                let msg = Received { from: from.take().unwrap_or_default(), to: std::mem::take(&mut rcpts), data, auth: auth.clone() };
+                let msg = Received {
+                    from: from.take().unwrap_or_default(),
+                    to: std::mem::take(&mut rcpts),
+                    data,
+                    auth: auth.clone(),
+                };
                 inner.messages.lock().unwrap().push(msg);
                 inner.arrived.notify_waiters();
                 reply(&mut w, "250 2.0.0 queued").await?;
