@@ -10,9 +10,12 @@ use minispod_gateway::{
 use sea_orm::{EntityTrait, QueryOrder, Set};
 use serde_json::{Value, json};
 
-use crate::support::{
-    Session, TestApp, error_code, eventually,
-    fake_smtp::{self, FakeSmtp},
+use crate::{
+    observability::Captured,
+    support::{
+        Session, TestApp, error_code, eventually,
+        fake_smtp::{self, FakeSmtp},
+    },
 };
 
 const FROM: &str = "MinisPod <no-reply@minispod.test>";
@@ -176,8 +179,15 @@ async fn after_the_last_attempt_an_email_is_failed_listed_for_admins_and_not_sen
     broadcast(&app, &admin, "Doomed", "This one never arrives.").await;
 
     until_rows(&app, "the first attempt", attempted(1)).await;
+    let logs = Captured::default();
+    let guard = logs.start();
     app.clock.advance(chrono::Duration::seconds(61));
     let failed = until_rows(&app, "the email failed", |r| r.status == EmailStatus::Failed).await;
+    drop(guard);
+    let warned: Vec<_> = logs.lines().into_iter().filter(|l| l["level"] == "WARN").collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    assert_eq!(warned[0]["fields"]["outbox_id"], failed[0].id, "{warned:#?}");
+    assert_eq!(warned[0]["fields"]["permanent"], false, "{warned:#?}");
     assert_eq!((failed[0].attempts, failed[0].lease_until), (2, None));
     assert_eq!((emails_total(&app, "retried"), emails_total(&app, "failed")), (1, 1));
 
