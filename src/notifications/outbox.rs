@@ -116,8 +116,7 @@ fn lease(mailer: &Mailer) -> Duration {
     mailer.send_timeout * 5
 }
 
-/// PostgreSQL and SQLite store microseconds at best; a lease compared for equality later must
-/// round-trip exactly.
+/// PostgreSQL keeps microseconds; a lease compared for equality later must round-trip exactly.
 fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(t)
 }
