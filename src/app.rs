@@ -64,8 +64,7 @@ pub async fn build_state(config: Config, clock: SharedClock) -> anyhow::Result<A
         CatalogCache::start(&db, config.graphql.catalog_cache_bytes).await.context("cannot start the catalog cache")?;
     let instance_hub =
         crate::instances::hub::InstanceHub::start(&db).await.context("cannot start the instance event hub")?;
-    let notices =
-        crate::notifications::hub::Notifier::start(&db).await.context("cannot start the notification hub")?;
+    let notices = crate::notifications::hub::Notifier::start(&db).await.context("cannot start the notification hub")?;
     let persisted = Arc::new(crate::graphql::persisted::PersistedQueries::load(&config.persisted_queries)?);
     // Never fails: without a reachable cluster only the cluster fields are unavailable.
     let cluster = Cluster::connect(&config.kube, clock.clone(), &metrics).await;
@@ -147,10 +146,11 @@ impl App {
             .map(|i| jobs::payments::spawn_reconciler(self.state.clone(), i));
         let billing = self.state.config.billing_interval.map(|i| jobs::billing::spawn_runner(self.state.clone(), i));
         let provisioning = crate::instances::spawn(&self.state);
+        let mail = crate::notifications::outbox::spawn_sender(self.state.clone());
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
-        for job in [reconciler, billing].into_iter().flatten().chain(provisioning) {
+        for job in [reconciler, billing, mail].into_iter().flatten().chain(provisioning) {
             job.abort();
         }
         self.state.instance_hub.stop();

@@ -749,8 +749,12 @@ fn read_notifications(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> 
     if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
         return Err(ConfigError { var: "MINISPOD_SMTP_URL", reason: "must start with smtp:// or smtps://".into() });
     }
+    crate::notifications::mailer::check_url(&url).map_err(|reason| ConfigError { var: "MINISPOD_SMTP_URL", reason })?;
     let Some(from) = get("MINISPOD_MAIL_FROM") else {
-        return Err(ConfigError { var: "MINISPOD_MAIL_FROM", reason: "is required when MINISPOD_SMTP_URL is set".into() });
+        return Err(ConfigError {
+            var: "MINISPOD_MAIL_FROM",
+            reason: "is required when MINISPOD_SMTP_URL is set".into(),
+        });
     };
     if from.parse::<lettre::message::Mailbox>().is_err() {
         return Err(ConfigError {
@@ -1212,5 +1216,57 @@ mod tests {
     fn secrets_do_not_leak_in_debug() {
         let c = cfg(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef-secret")]).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn mail_is_off_without_an_smtp_url_and_needs_a_from_address_with_one() {
+        let c = cfg(&[("MINISPOD_MAIL_FROM", "no-reply@example.com")]).unwrap();
+        assert!(c.notifications.mail.is_none());
+        let url = ("MINISPOD_SMTP_URL", "smtp://mailer:s3cret-pw@mail.example.com:587");
+        assert_eq!(cfg(&[url]).unwrap_err().var, "MINISPOD_MAIL_FROM");
+        for bad in ["", "nope", "MinisPod <no-reply>"] {
+            assert_eq!(cfg(&[url, ("MINISPOD_MAIL_FROM", bad)]).unwrap_err().var, "MINISPOD_MAIL_FROM", "{bad:?}");
+        }
+        let c = cfg(&[url, ("MINISPOD_MAIL_FROM", " MinisPod <no-reply@example.com> ")]).unwrap();
+        let m = c.notifications.mail.as_ref().unwrap();
+        assert_eq!(m.from, "MinisPod <no-reply@example.com>");
+        assert_eq!(
+            (m.max_attempts, m.retry_base, m.poll_interval),
+            (8, Duration::from_secs(30), Duration::from_secs(10))
+        );
+        assert!(!format!("{c:?}").contains("s3cret-pw"), "the SMTP password stays out of Debug");
+    }
+
+    #[test]
+    fn smtp_urls_and_retry_settings_are_checked() {
+        let from = ("MINISPOD_MAIL_FROM", "no-reply@example.com");
+        for ok in ["smtp://mail:25", "smtp://u:p@mail:587?tls=required", "smtps://u:p@mail", " smtp://mail "] {
+            assert!(cfg(&[("MINISPOD_SMTP_URL", ok), from]).is_ok(), "{ok}");
+        }
+        for bad in ["mail.example.com:587", "http://mail", "smtp://", "smtp://mail?tls=sometimes"] {
+            assert_eq!(cfg(&[("MINISPOD_SMTP_URL", bad), from]).unwrap_err().var, "MINISPOD_SMTP_URL", "{bad}");
+        }
+        let url = ("MINISPOD_SMTP_URL", "smtps://mail");
+        let c = cfg(&[
+            url,
+            from,
+            ("MINISPOD_MAIL_MAX_ATTEMPTS", "3"),
+            ("MINISPOD_MAIL_RETRY_BASE_SECS", "5"),
+            ("MINISPOD_MAIL_POLL_SECS", "2"),
+        ])
+        .unwrap();
+        let m = c.notifications.mail.unwrap();
+        assert_eq!(
+            (m.max_attempts, m.retry_base, m.poll_interval),
+            (3, Duration::from_secs(5), Duration::from_secs(2))
+        );
+        for (var, bad) in [
+            ("MINISPOD_MAIL_MAX_ATTEMPTS", "0"),
+            ("MINISPOD_MAIL_MAX_ATTEMPTS", "101"),
+            ("MINISPOD_MAIL_RETRY_BASE_SECS", "0"),
+            ("MINISPOD_MAIL_POLL_SECS", "x"),
+        ] {
+            assert_eq!(cfg(&[url, from, (var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
     }
 }

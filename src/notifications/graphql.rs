@@ -4,8 +4,9 @@ use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{
-    NotificationKind,
-    entity::notification,
+    EmailStatus, NotificationKind,
+    entity::{self, notification},
+    outbox,
     service::{self, MAX_BODY_CHARS, MAX_TITLE_CHARS},
 };
 use crate::{
@@ -101,6 +102,61 @@ impl NotificationQuery {
     async fn notification_preferences(&self, ctx: &Context<'_>) -> Result<Vec<NotificationPreference>> {
         let viewer = ctx.auth().viewer()?;
         Ok(preferences(service::preferences(&ctx.state().db.conn, viewer).await?))
+    }
+
+    /// Admin: the email outbox, newest first, optionally of one status (FAILED: what needs a
+    /// look).
+    async fn email_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<EmailStatus>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<EmailDelivery>> {
+        ctx.auth().admin()?;
+        let args = PageArgs::parse(first, after.as_deref())?;
+        let page = outbox::list(&ctx.state().db.conn, status, args).await?;
+        Ok(connection(page, |d| d.id, EmailDelivery))
+    }
+}
+
+/// One email of the outbox, for administrators.
+pub struct EmailDelivery(entity::outbox::Model);
+
+#[Object]
+impl EmailDelivery {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn notification_id(&self) -> ID {
+        ID(self.0.notification_id.to_string())
+    }
+    async fn recipient(&self) -> &str {
+        &self.0.recipient
+    }
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+    async fn status(&self) -> EmailStatus {
+        self.0.status
+    }
+    /// Attempts made so far (claimed by a sender).
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// The server's answer (or the connection failure) of the last failed attempt.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// When a QUEUED email is tried next.
+    async fn next_attempt_at(&self) -> DateTime<Utc> {
+        self.0.next_attempt_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sent_at
     }
 }
 

@@ -4,7 +4,9 @@
 pub mod entity;
 pub mod graphql;
 pub mod hub;
+pub mod mailer;
 pub mod notice;
+pub mod outbox;
 pub mod service;
 
 use sea_orm::{DeriveActiveEnum, EnumIter, Iterable, sea_query::StringLen};

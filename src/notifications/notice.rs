@@ -173,7 +173,11 @@ impl Notice {
             ),
             Self::TopUpSettled { reference, amount, balance, .. } => (
                 format!("Top-up of {} received", rupiah(*amount)),
-                format!("{} was added to your wallet ({reference}). Your balance is now {}.", rupiah(*amount), rupiah(*balance)),
+                format!(
+                    "{} was added to your wallet ({reference}). Your balance is now {}.",
+                    rupiah(*amount),
+                    rupiah(*balance)
+                ),
             ),
             Self::TopUpFailed { reference, amount, status, .. } => (
                 format!("Top-up of {} did not go through", rupiah(*amount)),
@@ -219,7 +223,7 @@ pub fn rupiah(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push('.');
         }
         grouped.push(c);
@@ -320,8 +324,10 @@ mod tests {
 
     #[test]
     fn every_kind_has_its_own_key_space() {
-        let a = Notice::TopUpSettled { transaction_id: 3, reference: "TXMP-103".into(), amount: 50_000, balance: 50_000 };
-        let b = Notice::TopUpFailed { transaction_id: 3, reference: "TXMP-103".into(), amount: 50_000, status: "expired" };
+        let a =
+            Notice::TopUpSettled { transaction_id: 3, reference: "TXMP-103".into(), amount: 50_000, balance: 50_000 };
+        let b =
+            Notice::TopUpFailed { transaction_id: 3, reference: "TXMP-103".into(), amount: 50_000, status: "expired" };
         assert_ne!(a.event_key(), b.event_key());
         assert_eq!(a.text().title, "Top-up of Rp 50.000 received");
     }

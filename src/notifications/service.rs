@@ -149,7 +149,8 @@ pub async fn broadcast(
     role: Option<Role>,
 ) -> AppResult<u64> {
     let now = state.now();
-    let notice = Notice::Announcement { broadcast: format!("b{}", hex::encode(rand::random::<[u8; 12]>())), title, body };
+    let notice =
+        Notice::Announcement { broadcast: format!("b{}", hex::encode(rand::random::<[u8; 12]>())), title, body };
     let text = notice.text();
     let key = notice.event_key();
     let mut recipients = Query::select();
@@ -281,7 +282,11 @@ pub async fn unread_count(db: &impl ConnectionTrait, viewer: Viewer) -> AppResul
 pub const NEWER_PAGE: usize = 100;
 
 /// The viewer's notifications after `after_id`, oldest first (what `notificationAdded` sends).
-pub async fn newer_than(db: &impl ConnectionTrait, viewer: Viewer, after_id: i64) -> AppResult<Vec<notification::Model>> {
+pub async fn newer_than(
+    db: &impl ConnectionTrait,
+    viewer: Viewer,
+    after_id: i64,
+) -> AppResult<Vec<notification::Model>> {
     Ok(notification::owned_by(viewer.id)
         .filter(notification::Column::Id.gt(after_id))
         .order_by_asc(notification::Column::Id)
@@ -319,7 +324,7 @@ pub async fn mark_all_read(state: &AppState, viewer: Viewer) -> AppResult<u64> {
 
 async fn mark(state: &AppState, viewer: Viewer, ids: Option<&[i64]>) -> AppResult<u64> {
     let mut q = notification::Entity::update_many()
-        .col_expr(notification::Column::ReadAt, Expr::val(state.now()).into())
+        .col_expr(notification::Column::ReadAt, Expr::val(state.now()))
         .filter(notification::Column::UserId.eq(viewer.id))
         .filter(notification::Column::ReadAt.is_null());
     if let Some(ids) = ids {

@@ -10,12 +10,12 @@ use super::midtrans::{
     status::{Action, Verdict, classify, transition},
 };
 use crate::{
-    notifications::{notice::Notice, service as notifications},
     auth::Viewer,
     billing::{
         MAX_TOP_UP, MIN_TOP_UP, PaymentMethod, TransactionStatus, TransactionType, entity as transactions, service,
     },
     error::{AppError, AppResult},
+    notifications::{notice::Notice, service as notifications},
     state::AppState,
     users::{entity as users, service as user_service},
 };

@@ -277,7 +277,8 @@ pub async fn remind_grace(state: &AppState, id: i64, until: DateTime<Utc>) -> Ap
     }
     let tx = state.db.begin().await?;
     let app = notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?;
-    let notice = Notice::GraceReminder { subscription_id: sub.id, app, required: sub.monthly_price, balance, grace_end };
+    let notice =
+        Notice::GraceReminder { subscription_id: sub.id, app, required: sub.monthly_price, balance, grace_end };
     let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
     tx.commit().await?;
     if notified.is_none() {

@@ -49,6 +49,7 @@ pub const CACHE_ENTRIES: &str = "minispod_catalog_cache_entries";
 pub const CACHE_BYTES: &str = "minispod_catalog_cache_bytes";
 pub const CACHE_WAITING: &str = "minispod_catalog_cache_waiting";
 pub const CATALOG_VERSION: &str = "minispod_catalog_version";
+pub const EMAILS: &str = "minispod_emails_total";
 
 /// (name, kind, unit, help) of every series, for `# HELP` lines.
 const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
@@ -77,6 +78,7 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
     (CACHE_BYTES, Kind::Gauge, Some(Unit::Bytes), "Bytes held by cached catalog answers and their keys."),
     (CACHE_WAITING, Kind::Gauge, None, "Requests waiting for another request to fill their entry."),
     (CATALOG_VERSION, Kind::Counter, None, "Catalog changes seen by this replica."),
+    (EMAILS, Kind::Counter, None, "Email attempts by this replica's sender, by result (sent, retried, failed)."),
 ];
 
 #[derive(Clone, Copy)]
@@ -223,6 +225,11 @@ impl Metrics {
         let labels = [("upstream", upstream), ("operation", operation), ("outcome", outcome)];
         self.counter(UPSTREAM_REQUESTS, &labels).increment(1);
         self.histogram(UPSTREAM_DURATION, &labels[..2]).record(elapsed);
+    }
+
+    /// One email attempt: `sent`, `retried` (a transient failure) or `failed` (given up).
+    pub fn email(&self, result: &str) {
+        self.counter(EMAILS, &[("result", result)]).increment(1);
     }
 
     /// Samples what other parts own, then renders the Prometheus text format.

@@ -19,6 +19,7 @@ mod helpers;
 mod image;
 mod input;
 mod instance_live;
+mod notification_email;
 mod notifications;
 mod observability;
 mod production;

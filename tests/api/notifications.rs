@@ -11,8 +11,8 @@ use crate::{
     provisioning::end_to_end::{gateway, subscribe as subscribe_app, wait_status},
     support::{
         Session, TestApp, error_code, eventually,
-        fake_midtrans::{FakeMidtrans, notification},
         fake_k8s_workloads::FakeWorkloads,
+        fake_midtrans::{FakeMidtrans, notification},
         ws::WsClient,
     },
 };
@@ -20,7 +20,8 @@ use crate::{
 const RUN: &str = "mutation($j: BillingJob!) { runBillingJob(job: $j) { processed succeeded failed details } }";
 const LIST: &str = "query($u: Boolean, $f: Int, $a: String) { notifications(unreadOnly: $u, first: $f, after: $a) { totalCount pageInfo { hasNextPage endCursor } edges { node { id kind title body read subscriptionId transactionId instanceId createdAt } } } unreadNotificationCount }";
 const ADDED: &str = "subscription { notificationAdded { id kind title body subscriptionId } }";
-const BROADCAST: &str = "mutation($t: String!, $b: String!, $r: Role) { broadcastNotification(title: $t, body: $b, role: $r) }";
+const BROADCAST: &str =
+    "mutation($t: String!, $b: String!, $r: Role) { broadcastNotification(title: $t, body: $b, role: $r) }";
 
 async fn run_job(app: &TestApp, admin: &Session, job: &str) -> Value {
     app.gql_ok(Some(&admin.token), RUN, json!({ "j": job })).await["runBillingJob"].clone()
@@ -260,7 +261,10 @@ async fn notification_added_reaches_the_owner_and_no_one_else() {
     let (_, order) = top_up(&app, &fake, &budi, 80_000).await;
     assert_eq!(app.notify(&notification(&order, 80_000, "settlement", None)).await, 200);
     let n = next_added(&mut ws_budi).await;
-    assert_eq!((n["kind"].as_str(), n["title"].as_str()), (Some("TOP_UP_SETTLED"), Some("Top-up of Rp 80.000 received")));
+    assert_eq!(
+        (n["kind"].as_str(), n["title"].as_str()),
+        (Some("TOP_UP_SETTLED"), Some("Top-up of Rp 80.000 received"))
+    );
 
     // Siti's first event is the announcement that came later: Budi's never reached her.
     app.gql_ok(Some(&admin.token), BROADCAST, json!({ "t": "Maintenance", "b": "Tonight 22:00 WIB" })).await;
@@ -331,7 +335,10 @@ async fn broadcasts_are_for_admins_and_can_target_a_role() {
     assert!(list(&app, &a).await.is_empty());
     assert_eq!(list(&app, &admin).await[0]["title"], "Staff");
     let v = app.gql(Some(&admin.token), BROADCAST, json!({ "t": "  ", "b": "x" })).await;
-    assert_eq!((error_code(&v), v["errors"][0]["extensions"]["field"].as_str()), ("BAD_USER_INPUT".into(), Some("title")));
+    assert_eq!(
+        (error_code(&v), v["errors"][0]["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT".into(), Some("title"))
+    );
     let long = "x".repeat(4_001);
     let v = app.gql(Some(&admin.token), BROADCAST, json!({ "t": "T", "b": long })).await;
     assert_eq!(v["errors"][0]["extensions"]["field"], "body", "{v}");
@@ -350,7 +357,11 @@ async fn preferences_list_every_kind_and_keep_what_was_not_sent() {
     assert_eq!(email_of(prefs, "RENEWED"), Some(false));
     let set = "mutation($p: [NotificationPreferenceInput!]!) { updateNotificationPreferences(preferences: $p) { kind email } }";
     let v = app
-        .gql_ok(Some(&a.token), set, json!({ "p": [{ "kind": "SUSPENDED", "email": false }, { "kind": "RENEWED", "email": true }] }))
+        .gql_ok(
+            Some(&a.token),
+            set,
+            json!({ "p": [{ "kind": "SUSPENDED", "email": false }, { "kind": "RENEWED", "email": true }] }),
+        )
         .await;
     let prefs = v["updateNotificationPreferences"].as_array().unwrap();
     assert_eq!((email_of(prefs, "SUSPENDED"), email_of(prefs, "RENEWED")), (Some(false), Some(true)));
@@ -380,7 +391,10 @@ async fn an_app_that_comes_up_or_fails_tells_its_owner() {
 
     let running = of_kind(&app, &bo, "INSTANCE_RUNNING").await;
     assert_eq!(running.len(), 1, "{running:?}");
-    assert_eq!((running[0]["instanceId"].as_str(), running[0]["subscriptionId"].as_str()), (Some(id.as_str()), Some(sub.as_str())));
+    assert_eq!(
+        (running[0]["instanceId"].as_str(), running[0]["subscriptionId"].as_str()),
+        (Some(id.as_str()), Some(sub.as_str()))
+    );
     assert!(running[0]["body"].as_str().unwrap().contains("apps.test"), "the address: {}", running[0]);
     let failed = of_kind(&app, &bo, "INSTANCE_ERROR").await;
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -412,7 +426,10 @@ mod needs_postgres {
         let (_, order) = top_up(&a, &fake, &budi, 90_000).await;
         assert_eq!(a.notify(&notification(&order, 90_000, "settlement", None)).await, 200);
         let n = next_added(&mut ws).await;
-        assert_eq!((n["kind"].as_str(), n["title"].as_str()), (Some("TOP_UP_SETTLED"), Some("Top-up of Rp 90.000 received")));
+        assert_eq!(
+            (n["kind"].as_str(), n["title"].as_str()),
+            (Some("TOP_UP_SETTLED"), Some("Top-up of Rp 90.000 received"))
+        );
         // A broadcast on replica A reaches both, and is Siti's first event.
         let admin = a.login_admin().await;
         a.gql_ok(Some(&admin.token), BROADCAST, json!({ "t": "Maintenance", "b": "Tonight" })).await;

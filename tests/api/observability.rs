@@ -282,7 +282,7 @@ async fn request_ids_are_echoed_and_name_graphql_errors() {
 /// JSON log lines written while the guard lives, by the subscriber the binary installs
 /// (`MINISPOD_LOG_FORMAT=json`, default filter), on this test's thread.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -295,7 +295,7 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
+    pub(crate) fn start(&self) -> tracing::subscriber::DefaultGuard {
         use minispod_gateway::telemetry::logging;
         use tracing_subscriber::layer::SubscriberExt as _;
         let writer = self.clone();
@@ -309,7 +309,7 @@ impl Captured {
         guard
     }
 
-    fn lines(&self) -> Vec<Value> {
+    pub(crate) fn lines(&self) -> Vec<Value> {
         let bytes = self.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }

@@ -5,6 +5,7 @@
 pub mod fake_k8s;
 pub mod fake_k8s_workloads;
 pub mod fake_midtrans;
+pub mod fake_smtp;
 pub mod ws;
 
 use std::{sync::Arc, time::Duration};
