@@ -53,7 +53,9 @@ impl Mailer {
             // lettre's message would quote the URL, password included.
             .map_err(|_| "MINISPOD_SMTP_URL is not a usable SMTP URL".to_string())?
             .timeout(Some(settings.timeout))
-            .pool_config(PoolConfig::new().max_size(4).idle_timeout(Duration::from_secs(30)))
+            .pool_config(
+                PoolConfig::new().max_size(super::outbox::PARALLEL_SENDS as u32).idle_timeout(Duration::from_secs(30)),
+            )
             .build();
         Ok(Self { transport, from, send_timeout: settings.timeout * 2 })
     }
