@@ -742,6 +742,23 @@ fn read_notifications(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> 
     if let Some(v) = get("MINISPOD_GRACE_REMINDER_HOURS") {
         n.grace_reminder_hours = parse_range("MINISPOD_GRACE_REMINDER_HOURS", &v, 0, 720)? as i64;
     }
+    // Every mail variable is read (and checked) even without a URL: what is set is validated.
+    let from = get("MINISPOD_MAIL_FROM");
+    if let Some(from) = &from
+        && from.parse::<lettre::message::Mailbox>().is_err()
+    {
+        return Err(ConfigError {
+            var: "MINISPOD_MAIL_FROM",
+            reason: "must be an address, optionally with a name: MinisPod <no-reply@example.com>".into(),
+        });
+    }
+    let max_attempts =
+        get("MINISPOD_MAIL_MAX_ATTEMPTS").map(|v| parse_range("MINISPOD_MAIL_MAX_ATTEMPTS", &v, 1, 100)).transpose()?;
+    let retry_base = get("MINISPOD_MAIL_RETRY_BASE_SECS")
+        .map(|v| parse_range("MINISPOD_MAIL_RETRY_BASE_SECS", &v, 1, 3_600))
+        .transpose()?;
+    let poll =
+        get("MINISPOD_MAIL_POLL_SECS").map(|v| parse_range("MINISPOD_MAIL_POLL_SECS", &v, 1, 3_600)).transpose()?;
     let Some(url) = get("MINISPOD_SMTP_URL") else {
         return Ok(());
     };
@@ -750,27 +767,21 @@ fn read_notifications(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> 
         return Err(ConfigError { var: "MINISPOD_SMTP_URL", reason: "must start with smtp:// or smtps://".into() });
     }
     crate::notifications::mailer::check_url(&url).map_err(|reason| ConfigError { var: "MINISPOD_SMTP_URL", reason })?;
-    let Some(from) = get("MINISPOD_MAIL_FROM") else {
+    let Some(from) = from else {
         return Err(ConfigError {
             var: "MINISPOD_MAIL_FROM",
             reason: "is required when MINISPOD_SMTP_URL is set".into(),
         });
     };
-    if from.parse::<lettre::message::Mailbox>().is_err() {
-        return Err(ConfigError {
-            var: "MINISPOD_MAIL_FROM",
-            reason: "must be an address, optionally with a name: MinisPod <no-reply@example.com>".into(),
-        });
-    }
     let mut m = MailSettings::new(SecretString::new(url), from.trim().to_string());
-    if let Some(v) = get("MINISPOD_MAIL_MAX_ATTEMPTS") {
-        m.max_attempts = parse_range("MINISPOD_MAIL_MAX_ATTEMPTS", &v, 1, 100)? as u32;
+    if let Some(v) = max_attempts {
+        m.max_attempts = v as u32;
     }
-    if let Some(v) = get("MINISPOD_MAIL_RETRY_BASE_SECS") {
-        m.retry_base = Duration::from_secs(parse_range("MINISPOD_MAIL_RETRY_BASE_SECS", &v, 1, 3_600)?);
+    if let Some(v) = retry_base {
+        m.retry_base = Duration::from_secs(v);
     }
-    if let Some(v) = get("MINISPOD_MAIL_POLL_SECS") {
-        m.poll_interval = Duration::from_secs(parse_range("MINISPOD_MAIL_POLL_SECS", &v, 1, 3_600)?);
+    if let Some(v) = poll {
+        m.poll_interval = Duration::from_secs(v);
     }
     n.mail = Some(m);
     Ok(())
@@ -900,7 +911,14 @@ pub const PLACEHOLDER: &str = "CHANGE-ME";
 /// A secret still holding the template's placeholder would start a gateway that signs tokens
 /// with a published key or talks to nobody: refuse it by name.
 fn refuse_placeholders(get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-    for var in ["DATABASE_URL", "JWT_SECRET", "MIDTRANS_SERVER_KEY", "MIDTRANS_CLIENT_KEY", "MINISPOD_ADMIN_PASSWORD"] {
+    for var in [
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "MIDTRANS_SERVER_KEY",
+        "MIDTRANS_CLIENT_KEY",
+        "MINISPOD_ADMIN_PASSWORD",
+        "MINISPOD_SMTP_URL",
+    ] {
         if get(var).is_some_and(|v| v.contains(PLACEHOLDER)) {
             return Err(ConfigError {
                 var,

@@ -309,6 +309,7 @@ fn config_map_and_secret_hold_only_settings_the_gateway_reads_and_it_accepts_the
     assert_eq!(c.env, Environment::Production);
     assert!(!c.is_sqlite(), "replicas share one PostgreSQL database");
     assert!(c.midtrans.server_key.is_some() && c.jwt_secret.is_some());
+    assert!(c.notifications.mail.is_some(), "notification email is configured");
 }
 
 fn container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
