@@ -343,3 +343,39 @@ mod needs_postgres {
         assert!(fake.max_held() >= 2);
     }
 }
+
+#[tokio::test]
+async fn a_failed_renewal_is_mailed_in_rupiah_unless_the_owner_turned_that_kind_off() {
+    use crate::helpers::{fixture_with, give_credit};
+    let fake = FakeSmtp::start().await;
+    let m = mail(&fake);
+    let f = fixture_with(10, move |c| c.notifications.mail = Some(m)).await;
+    let subscribe = "mutation($p: ID!) { subscribe(input: { planId: $p }) { endDate } }";
+    let prefs = "mutation { updateNotificationPreferences(preferences: [{ kind: GRACE_STARTED, email: false }]) { kind } }";
+    let mut ends = vec![];
+    for name in ["Ana", "Bo"] {
+        let u = f.app.register(name).await;
+        give_credit(&f.app, &f.admin, &u, 30_000).await;
+        let v = f.app.gql_ok(Some(&u.token), subscribe, json!({ "p": f.plan("BASIC") })).await;
+        ends.push((u, crate::helpers::ts(&v["subscribe"]["endDate"])));
+    }
+    let (ana, end) = ends[0].clone();
+    let bo = ends[1].0.clone();
+    f.app.gql_ok(Some(&bo.token), prefs, json!({})).await;
+    f.app.clock.advance(end + chrono::Duration::hours(1) - f.app.state.now());
+    let run = "mutation { runBillingJob(job: RENEWALS) { failed } }";
+    assert_eq!(f.app.gql_ok(Some(&f.admin.token), run, json!({})).await["runBillingJob"]["failed"], 2);
+
+    let got = fake.wait_for(1).await;
+    let sent = until_rows(&f.app, "the email is sent", |r| r.status == EmailStatus::Sent).await;
+    assert_eq!((got.len(), sent.len()), (1, 1), "Bo turned GRACE_STARTED email off");
+    assert_eq!(got[0].to, vec![ana.email.clone()]);
+    let p = got[0].parsed();
+    assert_eq!(p.subject, "Payment for app-one failed");
+    for part in [p.text.expect("text"), p.html.expect("html")] {
+        assert!(part.contains("Rp 30.000") && part.contains("WIB"), "{part}");
+    }
+    let notices = "{ notifications { edges { node { kind } } } }";
+    let v = f.app.gql_ok(Some(&bo.token), notices, json!({})).await;
+    assert_eq!(v["notifications"]["edges"][0]["node"]["kind"], "GRACE_STARTED", "Bo still gets the notice");
+}
