@@ -1,11 +1,13 @@
-use async_graphql::{Context, ID, InputObject, Object, Result, Subscription};
+use async_graphql::{Context, ID, InputObject, Object, Result, Subscription, dataloader::DataLoader};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{PaymentMethod, TransactionStatus, TransactionType, entity as transactions, service};
 use crate::{
+    error::AppError,
     graphql::ContextExt,
     pagination::{Conn, PageArgs, connection, parse_id},
+    subscriptions::loader::{SubscriptionId, SubscriptionLoader, UserId},
     users::{entity as users, graphql::User, service as user_service},
 };
 
@@ -63,7 +65,7 @@ impl Transaction {
         self.0.expires_at
     }
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User(user_service::get(&ctx.state().db.conn, self.0.user_id).await?))
+        Ok(User(user_of(ctx, self.0.user_id).await?.ok_or(AppError::NotFound("user"))?))
     }
     /// The subscription a charge, upgrade, renewal or refund belongs to.
     async fn subscription(&self, ctx: &Context<'_>) -> Result<Option<crate::subscriptions::graphql::Subscription>> {
@@ -71,8 +73,14 @@ impl Transaction {
             return Ok(None);
         };
         let viewer = ctx.auth().viewer()?;
-        let sub = crate::subscriptions::service::visible(&ctx.state().db.conn, viewer, id).await?;
-        Ok(Some(crate::subscriptions::graphql::Subscription(sub)))
+        let sub = loader(ctx).load_one(SubscriptionId(id)).await.map_err(AppError::from)?;
+        // The owner's or an administrator's, as `subscriptions::service::visible` decides.
+        match sub {
+            Some(s) if s.user_id == viewer.id || viewer.is_admin() => {
+                Ok(Some(crate::subscriptions::graphql::Subscription(s)))
+            }
+            _ => Err(AppError::NotFound("subscription").into()),
+        }
     }
     /// Admin only (null for others): the administrator who made an adjustment.
     async fn processed_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
@@ -82,8 +90,19 @@ impl Transaction {
         if !viewer.is_admin() {
             return Ok(None);
         }
-        Ok(user_service::find(&ctx.state().db.conn, admin_id).await?.map(User))
+        Ok(user_of(ctx, admin_id).await?.map(User))
     }
+}
+
+/// Per-request batching: a page of transactions loads its users and subscriptions in one
+/// statement each, not one per row.
+fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<SubscriptionLoader> {
+    // Inserted per request by the GraphQL handlers (HTTP and WebSocket).
+    ctx.data_unchecked::<DataLoader<SubscriptionLoader>>()
+}
+
+async fn user_of(ctx: &Context<'_>, id: i64) -> Result<Option<users::Model>> {
+    Ok(loader(ctx).load_one(UserId(id)).await.map_err(AppError::from)?)
 }
 
 /// A user's wallet; only reachable by the owner or an administrator.

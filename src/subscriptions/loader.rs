@@ -4,6 +4,7 @@ use std::{collections::HashMap, sync::Arc};
 use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
+use super::entity::subscription;
 use crate::{billing::entity as transactions, db::Db, instances::entity as instance, users::entity as users};
 
 pub struct SubscriptionLoader {
@@ -20,6 +21,9 @@ pub struct InstancesOf(pub i64);
 pub struct TransactionsOf(pub i64);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserId(pub i64);
+/// A subscription by id, unchecked: the caller decides who may see it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(pub i64);
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<DbErr>>;
 
@@ -67,5 +71,18 @@ impl Loader<UserId> for SubscriptionLoader {
         let rows =
             users::Entity::find().filter(users::Column::Id.is_in(keys.iter().map(|k| k.0))).all(&self.db.conn).await?;
         Ok(rows.into_iter().map(|u| (UserId(u.id), u)).collect())
+    }
+}
+
+impl Loader<SubscriptionId> for SubscriptionLoader {
+    type Value = subscription::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[SubscriptionId]) -> LoadResult<SubscriptionId, Self::Value> {
+        let rows = subscription::Entity::find()
+            .filter(subscription::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db.conn)
+            .await?;
+        Ok(rows.into_iter().map(|s| (SubscriptionId(s.id), s)).collect())
     }
 }

@@ -351,7 +351,8 @@ async fn a_failed_renewal_is_mailed_in_rupiah_unless_the_owner_turned_that_kind_
     let m = mail(&fake);
     let f = fixture_with(10, move |c| c.notifications.mail = Some(m)).await;
     let subscribe = "mutation($p: ID!) { subscribe(input: { planId: $p }) { endDate } }";
-    let prefs = "mutation { updateNotificationPreferences(preferences: [{ kind: GRACE_STARTED, email: false }]) { kind } }";
+    let prefs =
+        "mutation { updateNotificationPreferences(preferences: [{ kind: GRACE_STARTED, email: false }]) { kind } }";
     let mut ends = vec![];
     for name in ["Ana", "Bo"] {
         let u = f.app.register(name).await;

@@ -244,3 +244,36 @@ async fn debit_helpers_share_the_callers_transaction_and_honour_idempotency_keys
     let w = app.gql_ok(Some(&s.token), WALLET, json!({})).await;
     assert_eq!(w["wallet"], json!({ "balance": 6_000, "totalTopUp": 10_000, "totalSpent": 4_000 }));
 }
+
+/// Statements one admin page of transactions costs, with `n` users who each have a credit
+/// adjustment and a subscription charge.
+async fn statements_for_transaction_page(n: usize) -> (u64, usize) {
+    use crate::helpers::{fixture, give_credit};
+    let f = fixture(100).await;
+    for i in 0..n {
+        let u = f.app.register(&format!("Payer{i}")).await;
+        give_credit(&f.app, &f.admin, &u, 30_000).await;
+        let q = "mutation($p: ID!) { subscribe(input: { planId: $p }) { id } }";
+        f.app.gql_ok(Some(&u.token), q, json!({ "p": f.plan("BASIC") })).await;
+    }
+    let q = "{ allTransactions(first: 100) { edges { node { id user { email } processedBy { email } subscription { id status } } } } }";
+    // The fewest of three runs: provisioning started by the subscribes may still be writing
+    // in the background (no cluster here), and its statements only ever add to a count.
+    let (mut used, mut v) = (u64::MAX, Value::Null);
+    for _ in 0..3 {
+        let before = f.app.state.db.statement_count();
+        v = f.app.gql_ok(Some(&f.admin.token), q, json!({})).await;
+        used = used.min(f.app.state.db.statement_count() - before);
+    }
+    let edges = v["allTransactions"]["edges"].as_array().unwrap();
+    assert!(edges.iter().all(|e| !e["node"]["user"]["email"].is_null()), "{v}");
+    (used, edges.len())
+}
+
+#[tokio::test]
+async fn a_page_of_transactions_loads_its_users_and_subscriptions_in_one_statement_each() {
+    let (small, small_rows) = statements_for_transaction_page(2).await;
+    let (large, large_rows) = statements_for_transaction_page(12).await;
+    assert_eq!((small_rows, large_rows), (4, 24));
+    assert_eq!(small, large, "statements for {small_rows} vs {large_rows} transactions");
+}
