@@ -610,3 +610,44 @@ async fn idempotency_key_with_other_parameters_is_a_conflict_and_keys_are_verbat
     let v = f.app.gql(ut, SUBSCRIBE, json!({ "i": { "planId": plans[1].1, "idempotencyKey": "" } })).await;
     assert_eq!(v["errors"][0]["extensions"]["field"], "idempotencyKey", "{v}");
 }
+
+/// The fewest statements of three runs of `q` (subscribes leave provisioning writing in the
+/// background here, without a cluster; those statements only ever add to a count).
+async fn fewest_statements(app: &crate::support::TestApp, token: &str, q: &str) -> (u64, serde_json::Value) {
+    let (mut used, mut v) = (u64::MAX, serde_json::Value::Null);
+    for _ in 0..3 {
+        let before = app.state.db.statement_count();
+        v = app.gql_ok(Some(token), q, json!({})).await;
+        used = used.min(app.state.db.statement_count() - before);
+    }
+    (used, v)
+}
+
+/// One user with `n` subscriptions (one per service) asks for their page; and an admin lists
+/// every subscription. Returns (statements of the user's page, of the admin's list).
+async fn statements_for_signed_in_pages(n: usize) -> (u64, u64) {
+    let f = fixture(10).await;
+    let user = f.app.register("Budi").await;
+    give_credit(&f.app, &f.admin, &user, 1_000_000).await;
+    for i in 0..n {
+        let plans =
+            if i == 0 { f.plans.clone() } else { create_service(&f.app, &f.admin, &format!("app-{i}x"), 10).await.1 };
+        let plan = &plans.iter().find(|(t, _)| t == "BASIC").unwrap().1;
+        f.app.gql_ok(Some(&user.token), SUBSCRIBE_ID, json!({ "i": { "planId": plan } })).await;
+    }
+    let mine = "{ me { subscriptions { plan { service { name } } instances { status } transactions { amount } } wallet { balance } } }";
+    let (page, v) = fewest_statements(&f.app, &user.token, mine).await;
+    assert_eq!(v["me"]["subscriptions"].as_array().unwrap().len(), n, "{v}");
+    let all = "{ allSubscriptions(first: 100) { nodes { user { email } plan { name } instances { status } } } }";
+    let (list, v) = fewest_statements(&f.app, &f.admin.token, all).await;
+    assert_eq!(v["allSubscriptions"]["nodes"].as_array().unwrap().len(), n, "{v}");
+    (page, list)
+}
+
+#[tokio::test]
+async fn signed_in_pages_cost_one_statement_per_level_whatever_the_rows() {
+    let (page_1, list_1) = statements_for_signed_in_pages(1).await;
+    let (page_5, list_5) = statements_for_signed_in_pages(5).await;
+    assert_eq!(page_1, page_5, "the user's page with 1 vs 5 subscriptions");
+    assert_eq!(list_1, list_5, "the admin's list of 1 vs 5 subscriptions");
+}
