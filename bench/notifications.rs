@@ -100,7 +100,12 @@ async fn run(url: String, n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = billing::run(&state, BillingJob::Renewals).await?;
     let pass = started.elapsed();
-    anyhow::ensure!(report.failed == n, "every renewal fails for want of credit: {report:?}");
+    anyhow::ensure!(
+        (report.processed, report.failed) == (n, n),
+        "every renewal fails for want of credit: {} processed, {} failed",
+        report.processed,
+        report.failed
+    );
     let notices = notification::Entity::find()
         .filter(notification::Column::Kind.eq(minispod_gateway::notifications::NotificationKind::GraceStarted))
         .count(&state.db.conn)

@@ -20,8 +20,8 @@ use crate::{
 };
 
 const SYSTEM: Actor = Actor(None);
-/// Subscriptions handled per job pass; the next pass picks up the rest.
-const BATCH: u64 = 500;
+/// Subscriptions handled per job pass (ids only); the next pass picks up the rest.
+const BATCH: u64 = 1_000;
 
 /// What one system step did to one subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
