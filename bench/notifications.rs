@@ -23,13 +23,9 @@ use std::{
 use minispod_gateway::{
     app::{App, init_crypto},
     auth::Viewer,
-    billing::{
-        TransactionType,
-        service::{self as ledger, Entry},
-    },
     catalog::PlanType,
     clock::OffsetClock,
-    config::{Config, MailSettings, SecretString},
+    config::{MailSettings, SecretString},
     jobs::billing::{self, BillingJob},
     notifications::{EmailStatus, entity::notification, entity::outbox, outbox::PARALLEL_SENDS},
     subscriptions::service::{self as subscriptions, SubscribeInput},
@@ -50,16 +46,7 @@ async fn run(url: String, n: usize) -> anyhow::Result<()> {
     let smtp = fake_smtp::FakeSmtp::start().await;
     let mut mail = MailSettings::new(SecretString::new(smtp.url()), "MinisPod <no-reply@minispod.test>".into());
     mail.poll_interval = Duration::from_secs(1);
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: url,
-        jwt_secret: Some(SecretString::new("bench-secret-0123456789abcdef0123456789")),
-        admin_password: Some(SecretString::new("bench-password")),
-        seed_demo: false,
-        payment_reconcile_interval: None,
-        billing_interval: None,
-        ..Default::default()
-    };
+    let mut config = support::config(url)?;
     config.notifications.mail = Some(mail);
     let clock = Arc::new(OffsetClock::default());
     let app = App::build_with_clock(config, clock.clone()).await?;
@@ -74,14 +61,7 @@ async fn run(url: String, n: usize) -> anyhow::Result<()> {
         let subscribed = futures::future::join_all(chunk.iter().map(|&user_id| {
             let state = state.clone();
             async move {
-                let tx = state.db.begin().await?;
-                ledger::credit(
-                    &*tx,
-                    Entry::new(user_id, TransactionType::AdminAdjustment, PRICE, "bench"),
-                    state.now(),
-                )
-                .await?;
-                tx.commit().await?;
+                support::give_credit(&state, user_id, PRICE).await?;
                 let viewer = Viewer { id: user_id, role: Role::User };
                 let input = SubscribeInput { plan_id: plan.id, instance_name: None, idempotency_key: None };
                 anyhow::Ok(subscriptions::subscribe(&state, viewer, input).await?)

@@ -26,7 +26,7 @@ use minispod_gateway::{
     app::{App, init_crypto},
     catalog::PlanType,
     clock::SystemClock,
-    config::{Config, KubeSource, SecretString},
+    config::KubeSource,
     instances::{InstanceStatus, entity as instance, reconcile},
     users::Role,
 };
@@ -81,17 +81,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn run(url: String, first: usize, total: usize) -> anyhow::Result<()> {
     let fake = fake_k8s_workloads::FakeWorkloads::start(READY_DELAY).await;
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: url,
-        jwt_secret: Some(SecretString::new("bench-secret-0123456789abcdef0123456789")),
-        admin_password: Some(SecretString::new("bench-password")),
-        seed_demo: false,
-        payment_reconcile_interval: None,
-        billing_interval: None,
-        base_domain: Some("apps.bench".into()),
-        ..Default::default()
-    };
+    let mut config = support::config(url)?;
+    config.base_domain = Some("apps.bench".into());
     config.kube.source = KubeSource::Kubeconfig(fake.kubeconfig.clone());
     config.provisioning.reconcile_interval = None;
     let app = App::build_with_clock(config, Arc::new(SystemClock)).await?;

@@ -19,13 +19,8 @@ use std::{
 
 use minispod_gateway::{
     app::{App, init_crypto},
-    billing::{
-        TransactionType,
-        service::{self as ledger, Entry},
-    },
     catalog::{PlanType, service as catalog},
     clock::SystemClock,
-    config::{Config, SecretString},
     users::{Role, service as users},
 };
 use serde_json::{Value, json};
@@ -41,15 +36,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> {
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: url,
-        jwt_secret: Some(SecretString::new("bench-secret-0123456789abcdef0123456789")),
-        admin_password: Some(SecretString::new("bench-password")),
-        seed_demo: false,
-        payment_reconcile_interval: None,
-        ..Default::default()
-    };
+    let config = support::config(url)?;
     let app = App::build_with_clock(config, Arc::new(SystemClock)).await?;
     let state = app.state.clone();
     let base = format!("http://{}/graphql", app.addr);
@@ -59,14 +46,7 @@ async fn run(url: String, users_n: usize, seconds: usize) -> anyhow::Result<()> 
     let plan = support::create_bench_plan(&state, PlanType::Basic, PRICE, None, None).await?;
     let mut tokens = vec![];
     for user_id in support::create_users(&state, users_n).await? {
-        let tx = state.db.begin().await?;
-        ledger::credit(
-            &*tx,
-            Entry::new(user_id, TransactionType::AdminAdjustment, CREDIT, "bench credit"),
-            state.now(),
-        )
-        .await?;
-        tx.commit().await?;
+        support::give_credit(&state, user_id, CREDIT).await?;
         let t = state.auth.keys.issue(user_id, Role::User, 0, state.now(), Duration::from_secs(3600))?;
         tokens.push((user_id, t.token));
     }

@@ -110,3 +110,32 @@ pub async fn create_bench_plan(
     .await?;
     Ok(plan)
 }
+
+/// A gateway config for the in-process benchmarks: port 0, the given database, fixed secrets,
+/// no demo data, and no periodic jobs (a benchmark runs what it measures itself).
+pub fn config(database_url: String) -> anyhow::Result<minispod_gateway::config::Config> {
+    use minispod_gateway::config::{Config, SecretString};
+    Ok(Config {
+        listen: "127.0.0.1:0".parse()?,
+        database_url,
+        jwt_secret: Some(SecretString::new("bench-secret-0123456789abcdef0123456789")),
+        admin_password: Some(SecretString::new("bench-password")),
+        seed_demo: false,
+        payment_reconcile_interval: None,
+        billing_interval: None,
+        ..Default::default()
+    })
+}
+
+/// Gives `user_id` `amount` IDR of credit (an admin adjustment), in its own transaction.
+pub async fn give_credit(state: &minispod_gateway::state::AppState, user_id: i64, amount: i64) -> anyhow::Result<()> {
+    use minispod_gateway::billing::{
+        TransactionType,
+        service::{self as ledger, Entry},
+    };
+    let tx = state.db.begin().await?;
+    ledger::credit(&*tx, Entry::new(user_id, TransactionType::AdminAdjustment, amount, "bench credit"), state.now())
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -19,7 +19,7 @@ use minispod_gateway::{
     app::{App, init_crypto},
     billing::{PaymentMethod, TransactionStatus, TransactionType, entity as transactions},
     clock::SystemClock,
-    config::{Config, SecretString},
+    config::SecretString,
     payments::midtrans::signature::signature,
     users::service as users,
 };
@@ -40,15 +40,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(url: String, orders: usize, users_n: usize, concurrency: usize, deliveries: usize) -> anyhow::Result<()> {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: url,
-        jwt_secret: Some(SecretString::new("bench-secret-0123456789abcdef0123456789")),
-        admin_password: Some(SecretString::new("bench-password")),
-        seed_demo: false,
-        payment_reconcile_interval: None,
-        ..Default::default()
-    };
+    let mut config = support::config(url)?;
     config.midtrans.server_key = Some(SecretString::new(KEY));
     let app = App::build_with_clock(config, Arc::new(SystemClock)).await?;
     let state = app.state.clone();
