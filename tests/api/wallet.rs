@@ -257,10 +257,10 @@ async fn statements_for_transaction_page(n: usize) -> (u64, usize) {
         f.app.gql_ok(Some(&u.token), q, json!({ "p": f.plan("BASIC") })).await;
     }
     let q = "{ allTransactions(first: 100) { edges { node { id user { email } processedBy { email } subscription { id status } } } } }";
-    // The fewest of three runs: provisioning started by the subscribes may still be writing
+    // The fewest of five runs: provisioning started by the subscribes may still be writing
     // in the background (no cluster here), and its statements only ever add to a count.
     let (mut used, mut v) = (u64::MAX, Value::Null);
-    for _ in 0..3 {
+    for _ in 0..5 {
         let before = f.app.state.db.statement_count();
         v = f.app.gql_ok(Some(&f.admin.token), q, json!({})).await;
         used = used.min(f.app.state.db.statement_count() - before);
@@ -275,5 +275,7 @@ async fn a_page_of_transactions_loads_its_users_and_subscriptions_in_one_stateme
     let (small, small_rows) = statements_for_transaction_page(2).await;
     let (large, large_rows) = statements_for_transaction_page(12).await;
     assert_eq!((small_rows, large_rows), (4, 24));
-    assert_eq!(small, large, "statements for {small_rows} vs {large_rows} transactions");
+    // One statement per level; a loaded machine may split a level's batch in two (the loader
+    // waits 1 ms for keys), while a query per row would add 2 × 20 statements here.
+    assert!(large <= small + 3, "statements for {small_rows} vs {large_rows} transactions: {small} vs {large}");
 }
