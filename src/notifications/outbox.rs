@@ -236,16 +236,7 @@ async fn record(
     };
     // Counted before the write, so whoever sees the row also sees the count.
     state.metrics.email(recorded.label());
-    let tx = state.db.begin().await?;
-    let updated = outbox::Entity::update_many()
-        .set(change)
-        .filter(outbox::Column::Id.eq(row.id))
-        .filter(outbox::Column::Status.eq(EmailStatus::Queued))
-        .filter(outbox::Column::LeaseUntil.eq(lease_until))
-        .exec(&*tx)
-        .await?
-        .rows_affected;
-    tx.commit().await?;
+    let updated = update_leased(state, &[row.id], lease_until, outbox::Entity::update_many().set(change)).await?;
     if updated == 0 {
         tracing::warn!(
             outbox_id = row.id,
@@ -258,10 +249,22 @@ async fn record(
 
 /// Hands unsent rows back: not an attempt, and due again at once.
 async fn release(state: &AppState, ids: &[i64], lease_until: DateTime<Utc>) -> AppResult<u64> {
-    let tx = state.db.begin().await?;
-    let released = outbox::Entity::update_many()
+    let back = outbox::Entity::update_many()
         .col_expr(outbox::Column::LeaseUntil, Expr::val(None::<DateTime<Utc>>))
-        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).sub(1))
+        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).sub(1));
+    update_leased(state, ids, lease_until, back).await
+}
+
+/// Applies `update` to those of `ids` that are still QUEUED under this sender's lease; returns
+/// how many were.
+async fn update_leased(
+    state: &AppState,
+    ids: &[i64],
+    lease_until: DateTime<Utc>,
+    update: sea_orm::UpdateMany<outbox::Entity>,
+) -> AppResult<u64> {
+    let tx = state.db.begin().await?;
+    let n = update
         .filter(outbox::Column::Id.is_in(ids.iter().copied()))
         .filter(outbox::Column::Status.eq(EmailStatus::Queued))
         .filter(outbox::Column::LeaseUntil.eq(lease_until))
@@ -269,7 +272,7 @@ async fn release(state: &AppState, ids: &[i64], lease_until: DateTime<Utc>) -> A
         .await?
         .rows_affected;
     tx.commit().await?;
-    Ok(released)
+    Ok(n)
 }
 
 /// The wait after the `attempts`-th failure: base, 2×base, 4×base, … up to an hour.

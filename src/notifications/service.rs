@@ -351,6 +351,13 @@ pub async fn set_preferences(
     choices: &[(NotificationKind, bool)],
 ) -> AppResult<Vec<(NotificationKind, bool)>> {
     let now = state.now();
+    // One upsert cannot change a row twice (PostgreSQL refuses it): a kind named twice is a
+    // mistake of the caller, not ours.
+    for (i, (kind, _)) in choices.iter().enumerate() {
+        if choices[..i].iter().any(|(k, _)| k == kind) {
+            return Err(AppError::bad_input("preferences", format!("{} is listed twice", kind.as_str())));
+        }
+    }
     if !choices.is_empty() {
         let rows = choices.iter().map(|(kind, email)| preference::ActiveModel {
             user_id: Set(viewer.id),

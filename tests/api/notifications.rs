@@ -369,6 +369,12 @@ async fn preferences_list_every_kind_and_keep_what_was_not_sent() {
     let v = app.gql_ok(Some(&a.token), q, json!({})).await;
     let prefs = v["notificationPreferences"].as_array().unwrap();
     assert_eq!((email_of(prefs, "SUSPENDED"), email_of(prefs, "RENEWED")), (Some(true), Some(true)), "kept");
+    let twice = json!({ "p": [{ "kind": "RENEWED", "email": false }, { "kind": "RENEWED", "email": true }] });
+    let v = app.gql(Some(&a.token), set, twice).await;
+    assert_eq!(
+        (error_code(&v), v["errors"][0]["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT".into(), Some("preferences"))
+    );
     let other = app.register("Bayu").await;
     let v = app.gql_ok(Some(&other.token), q, json!({})).await;
     assert_eq!(email_of(v["notificationPreferences"].as_array().unwrap(), "RENEWED"), Some(false), "per user");
