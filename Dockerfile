@@ -49,7 +49,10 @@ COPY --from=build /src/target/release/minispod /usr/local/bin/minispod
 
 # Production defaults (JWT_SECRET required, no demo seeding, no introspection); SQLite in the
 # volume below unless DATABASE_URL names a PostgreSQL server (needed for more than one replica).
+# GLIBC_TUNABLES: blocks of 1 MiB and more (argon2's 19 MiB per password hash) are mapped and
+# unmapped, not kept in malloc's heap: RSS comes back after a burst (bench/README.md, "Memory").
 ENV MINISPOD_ENV=production \
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 \
     MINISPOD_LISTEN=0.0.0.0:8080 \
     DATABASE_URL="sqlite:///app/data/minispod.db?mode=rwc" \
     MINISPOD_LOG_FORMAT=json

@@ -76,7 +76,12 @@ impl Db {
             wait_for_postgres(url, deadline).await.map_err(fail)?;
         }
         let mut opts = ConnectOptions::new(url.to_string());
-        opts.sqlx_logging(false).connect_timeout(timeout).acquire_timeout(Duration::from_secs(30));
+        // A ping on every checkout would add a round trip to every statement; only connections
+        // idle long enough to have been dropped by the server or a proxy are pinged.
+        opts.sqlx_logging(false)
+            .connect_timeout(timeout)
+            .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
         if sqlite {
             opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)

@@ -54,6 +54,7 @@ pub struct SubscriptionRoot(
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 mod expansion;
+pub mod flat;
 pub mod persisted;
 pub mod transport;
 
@@ -353,7 +354,9 @@ async fn execute(
     // stored.
     let cache = &state.catalog_cache;
     let (key, version) = (CatalogCache::key(is_admin, &req), cache.version());
-    if let Some(body) = cache.get(&key, version) {
+    if let Some(stored) = cache.get(&key, version)
+        && let Some(body) = cache.answer(&state.db, &stored).await
+    {
         return Answer::Cached(body);
     }
     if let Err(e) = DocumentLimits::from_config(&state.config.graphql).check(&mut req) {
@@ -371,32 +374,65 @@ async fn execute(
         return Answer::refused(ServerError::new("GET requests may only run queries; use POST", None));
     }
     // One request fills a missing entry; concurrent ones for the same key wait for its answer.
-    let fill = match CatalogCache::cacheable(doc, operation.as_deref()) {
-        false => None,
-        true => match cache.fill(key, version) {
-            Fill::Hit(body) => return Answer::Cached(body),
-            Fill::Wait(waiter) => match waiter.answer().await {
-                Some(body) => return Answer::Cached(body),
-                None => None,
-            },
-            Fill::Lead(guard) => Some(guard),
-        },
-    };
-    let req = with_loaders(req.data(auth.clone()).data(caller.ip.clone()), state);
+    if CatalogCache::cacheable(doc, operation.as_deref()) {
+        let stored = match cache.fill(key, version) {
+            Fill::Hit(stored) => Some(stored),
+            Fill::Wait(waiter) => waiter.answer().await,
+            Fill::Lead(guard) => return lead_fill(state, schema, caller, req, guard).await,
+        };
+        if let Some(stored) = stored
+            && let Some(body) = cache.answer(&state.db, &stored).await
+        {
+            return Answer::Cached(body);
+        }
+    }
+    run(state, schema, caller, req).await
+}
+
+/// Executes a request as given.
+async fn run(state: &AppState, schema: &AppSchema, caller: &Caller, req: async_graphql::Request) -> Answer {
+    let req = with_loaders(req.data(caller.auth.clone()).data(caller.ip.clone()), state);
     // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
     // wake-ups, splitting one nesting level of a large list into several dataloader batches.
     // The work per request is bounded by the depth/complexity limits.
-    let resp = tokio::task::unconstrained(schema.execute(req)).await;
-    match fill {
-        Some(guard) if resp.is_ok() => match serde_json::to_vec(&resp) {
+    Answer::Fresh(tokio::task::unconstrained(schema.execute(req)).await)
+}
+
+/// Renders a catalog answer with placeholders for quota, stores it, and answers with the
+/// current quota filled in. Without a stored answer (an error) it answers what it rendered.
+async fn lead_fill(
+    state: &AppState,
+    schema: &AppSchema,
+    caller: &Caller,
+    req: async_graphql::Request,
+    guard: crate::catalog::cache::FillGuard<'_>,
+) -> Answer {
+    let cache = &state.catalog_cache;
+    // Kept to execute again with real values if the quota cannot be filled in (a plan deleted
+    // meanwhile, or the quota table unreadable).
+    let mut again = async_graphql::Request::new(req.query.clone()).variables(req.variables.clone());
+    again.operation_name = req.operation_name.clone();
+    let resp = match run(state, schema, caller, req.data(cache.holes())).await {
+        Answer::Fresh(resp) => resp,
+        cached => return cached,
+    };
+    let spliced = if resp.is_ok() {
+        match serde_json::to_vec(&resp) {
             Ok(body) => {
-                let body = bytes::Bytes::from(body);
-                guard.finish(body.clone());
-                Answer::Cached(body)
+                let stored = guard.finish(bytes::Bytes::from(body));
+                cache.answer(&state.db, &stored).await
             }
-            Err(_) => Answer::Fresh(resp),
-        },
-        _ => Answer::Fresh(resp),
+            Err(_) => None,
+        }
+    } else {
+        // Not stored (errors may depend on more than the catalog), but its placeholders are
+        // filled in all the same.
+        drop(guard);
+        cache.splice(&state.db, Answer::Fresh(resp).into_bytes()).await
+    };
+    match spliced {
+        Some(body) => Answer::Cached(body),
+        None => run(state, schema, caller, again).await,
     }
 }
 

@@ -39,9 +39,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Call after committing a change to categories, services, plans or quota.
+    /// Call after committing a change to categories, services or plans.
     pub async fn catalog_changed(&self) {
         self.catalog_cache.changed(&self.db).await;
+    }
+
+    /// Call after committing a change of plans' used quota (subscribe, cancel, upgrade, expiry).
+    pub async fn quota_changed(&self) {
+        self.catalog_cache.quota_changed(&self.db).await;
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -77,7 +77,7 @@ impl Transaction {
         // The owner's or an administrator's, as `subscriptions::service::visible` decides.
         match sub {
             Some(s) if s.user_id == viewer.id || viewer.is_admin() => {
-                Ok(Some(crate::subscriptions::graphql::Subscription(s)))
+                Ok(Some(crate::subscriptions::graphql::Subscription::from(s)))
             }
             _ => Err(AppError::NotFound("subscription").into()),
         }

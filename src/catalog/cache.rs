@@ -2,10 +2,14 @@
 //! changes, and one nested catalog answer costs thousands of field resolutions; a cached answer
 //! costs a hash lookup.
 //!
-//! Consistency: every committed catalog or quota change bumps a version before its request
-//! answers, so the next request on this replica never sees the old answer. Other replicas hear
-//! of the change through PostgreSQL NOTIFY (milliseconds). An answer is stored under the version
-//! read *before* it was computed, so an answer that raced a change is never served after it.
+//! Consistency: every committed catalog change bumps a version before its request answers, so
+//! the next request on this replica never sees the old answer. Other replicas hear of the change
+//! through PostgreSQL NOTIFY (milliseconds). An answer is stored under the version read *before*
+//! it was computed, so an answer that raced a change is never served after it.
+//!
+//! Quota changes (every subscribe and cancel) bump a second version instead and keep the stored
+//! answers: those hold placeholders for the quota fields, filled from one table of every plan's
+//! quota that is read again after each quota change (`super::splice`).
 //!
 //! Memory: entries are keyed by a SHA-256 of the normalised request (comments and insignificant
 //! whitespace removed), never by its text, and the cache holds at most a configured number of
@@ -26,9 +30,12 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use sha2::{Digest, Sha256};
 use tokio::{sync::watch, task::AbortHandle};
 
+use super::splice::{QuotaHoles, QuotaTable, Template, read_quota};
 use crate::db::{self, Db};
 
 const CHANNEL: &str = "minispod_catalog";
+/// Payload prefix of a quota change (a catalog change's payload is the bare replica id).
+const QUOTA: &str = "quota:";
 /// Root fields whose answers depend only on the catalog (and on whether the viewer is an admin).
 const PUBLIC_ROOTS: &[&str] = &["categories", "category", "services", "service", "plan", "__typename"];
 /// What an entry costs besides its answer: the 32-byte key (stored twice: map and list) and the
@@ -39,8 +46,15 @@ const ENTRY_OVERHEAD: usize = 128;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct CacheKey([u8; 32]);
 
+/// A stored answer and its latest rendering with the quota filled in.
+pub struct Stored {
+    template: Template,
+    /// (quota version, answer): rendered once per quota change, not once per request.
+    rendered: Mutex<Option<(u64, Bytes)>>,
+}
+
 struct Entries {
-    lru: LruCache<CacheKey, Bytes>,
+    lru: LruCache<CacheKey, Arc<Stored>>,
     bytes: usize,
     /// The catalog version every stored entry belongs to; older entries are dropped as a whole.
     version: u64,
@@ -57,15 +71,16 @@ impl Entries {
     }
 }
 
-fn cost(body: &Bytes) -> usize {
-    ENTRY_OVERHEAD + body.len()
+/// The template and, when it has holes, one rendering of it.
+fn cost(stored: &Stored) -> usize {
+    ENTRY_OVERHEAD + stored.template.size() * if stored.template.has_holes() { 2 } else { 1 }
 }
 
 #[derive(Clone)]
 enum Flight {
     Running,
     /// The leader's answer, or None when it had none to share (an error, or it was cancelled).
-    Done(Option<Bytes>),
+    Done(Option<Arc<Stored>>),
 }
 
 /// Cache counters for /metrics and tests.
@@ -77,10 +92,17 @@ pub struct CacheStats {
     pub bytes: usize,
     /// Requests waiting right now for another request to fill their entry.
     pub waiting: u64,
+    /// Reads of the quota table (one per quota change that a request then needed).
+    pub quota_reads: u64,
 }
 
 pub struct CatalogCache {
     version: AtomicU64,
+    quota_version: AtomicU64,
+    quota_reads: AtomicU64,
+    /// The latest quota table; the lock makes concurrent requests read it once per change.
+    quota: tokio::sync::Mutex<Option<QuotaTable>>,
+    holes: QuotaHoles,
     hits: AtomicU64,
     misses: AtomicU64,
     waiting: AtomicU64,
@@ -96,7 +118,7 @@ pub struct CatalogCache {
 /// What a cacheable request that missed should do.
 pub enum Fill<'a> {
     /// Filled by another request meanwhile.
-    Hit(Bytes),
+    Hit(Arc<Stored>),
     /// Execute, then `finish` (or drop, which lets the waiters execute on their own).
     Lead(FillGuard<'a>),
     /// Another request is executing the same key: wait for its answer.
@@ -108,11 +130,12 @@ impl CatalogCache {
         let cache = Arc::new(Self::new(capacity_bytes, db.backend() == DatabaseBackend::Postgres));
         if cache.via_postgres {
             let weak = Arc::downgrade(&cache);
-            let handle = db::listen(db, CHANNEL, move |sender| {
-                if let Some(c) = weak.upgrade()
-                    && sender != c.replica
-                {
-                    c.bump();
+            let handle = db::listen(db, CHANNEL, move |payload| {
+                let Some(c) = weak.upgrade() else { return };
+                match payload.strip_prefix(QUOTA) {
+                    Some(sender) if sender != c.replica => c.bump_quota(),
+                    None if payload != c.replica => c.bump(),
+                    _ => {}
                 }
             })
             .await?;
@@ -126,6 +149,10 @@ impl CatalogCache {
     fn new(capacity: usize, via_postgres: bool) -> Self {
         Self {
             version: AtomicU64::new(0),
+            quota_version: AtomicU64::new(0),
+            quota_reads: AtomicU64::new(0),
+            quota: tokio::sync::Mutex::new(None),
+            holes: QuotaHoles::random(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
@@ -138,8 +165,19 @@ impl CatalogCache {
         }
     }
 
+    /// A catalog change: plans' total quota and activity are part of the quota table too.
     fn bump(&self) {
+        self.bump_quota();
         self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn bump_quota(&self) {
+        self.quota_version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Request data for a render that fills an entry: quota fields become placeholders.
+    pub fn holes(&self) -> QuotaHoles {
+        self.holes.clone()
     }
 
     pub fn version(&self) -> u64 {
@@ -180,7 +218,7 @@ impl CatalogCache {
         only_public_roots(doc, operation)
     }
 
-    pub fn get(&self, key: &CacheKey, version: u64) -> Option<Bytes> {
+    pub fn get(&self, key: &CacheKey, version: u64) -> Option<Arc<Stored>> {
         let mut entries = self.entries();
         entries.advance(version);
         let hit = entries.lru.get(key).cloned();
@@ -201,28 +239,90 @@ impl CatalogCache {
             entries,
             bytes,
             waiting: self.waiting.load(Ordering::Relaxed),
+            quota_reads: self.quota_reads.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A stored answer with the current quota; None when it cannot be had (the quota table
+    /// could not be read, or lacks a plan the answer shows), and the request must execute.
+    pub async fn answer(&self, db: &Db, stored: &Stored) -> Option<Bytes> {
+        if !stored.template.has_holes() {
+            return stored.template.render(&Default::default());
+        }
+        // Read before the table: a change after this read makes the next request read again.
+        let wanted = self.quota_version.load(Ordering::Acquire);
+        if let Some(body) = rendered_since(stored, wanted) {
+            return Some(body);
+        }
+        let (version, plans) = self.quota_table(db, wanted).await?;
+        let mut rendered = stored.rendered.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((v, body)) = rendered.as_ref()
+            && *v >= version
+        {
+            return Some(body.clone());
+        }
+        let body = stored.template.render(&plans)?;
+        *rendered = Some((version, body.clone()));
+        Some(body)
+    }
+
+    /// An answer that is not stored, with its placeholders filled in.
+    pub async fn splice(&self, db: &Db, body: Bytes) -> Option<Bytes> {
+        let template = Template::parse(body, &self.holes);
+        if !template.has_holes() {
+            return template.render(&Default::default());
+        }
+        let (_, plans) = self.quota_table(db, self.quota_version.load(Ordering::Acquire)).await?;
+        template.render(&plans)
+    }
+
+    /// The quota of every plan as of `wanted` or later, read once however many ask.
+    async fn quota_table(
+        &self,
+        db: &Db,
+        wanted: u64,
+    ) -> Option<(u64, Arc<std::collections::HashMap<i64, super::splice::PlanQuota>>)> {
+        let mut table = self.quota.lock().await;
+        if let Some(t) = table.as_ref()
+            && t.version >= wanted
+        {
+            return Some((t.version, t.plans.clone()));
+        }
+        let version = self.quota_version.load(Ordering::Acquire);
+        self.quota_reads.fetch_add(1, Ordering::Relaxed);
+        match read_quota(db).await {
+            Ok(plans) => {
+                let plans = Arc::new(plans);
+                *table = Some(QuotaTable { version, plans: plans.clone() });
+                Some((version, plans))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read plan quota for the catalog cache");
+                None
+            }
         }
     }
 
     /// Stores an answer computed at `version`, evicting the least recently used entries until it
     /// fits. An answer of an older version raced a change and is not stored.
-    fn store(&self, key: CacheKey, version: u64, body: Bytes) {
+    fn store(&self, key: CacheKey, version: u64, stored: Arc<Stored>) {
         let mut entries = self.entries();
         entries.advance(version);
-        if version < entries.version || cost(&body) > self.capacity {
+        let size = cost(&stored);
+        if version < entries.version || size > self.capacity {
             return;
         }
         if let Some(old) = entries.lru.pop(&key) {
             entries.bytes -= cost(&old);
         }
-        while entries.bytes + cost(&body) > self.capacity {
+        while entries.bytes + size > self.capacity {
             match entries.lru.pop_lru() {
                 Some((_, old)) => entries.bytes -= cost(&old),
                 None => break,
             }
         }
-        entries.bytes += cost(&body);
-        entries.lru.put(key, body);
+        entries.bytes += size;
+        entries.lru.put(key, stored);
     }
 
     /// For a cacheable request that missed: lead the fill of its entry, or wait for the request
@@ -230,8 +330,8 @@ impl CatalogCache {
     pub fn fill(&self, key: CacheKey, version: u64) -> Fill<'_> {
         let mut flights = self.flights();
         // Checked under the flights lock: a leader stores its answer before it leaves the map.
-        if let Some(body) = self.get(&key, version) {
-            return Fill::Hit(body);
+        if let Some(stored) = self.get(&key, version) {
+            return Fill::Hit(stored);
         }
         if let Some(flight) = flights.get(&(key, version)) {
             self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -243,15 +343,25 @@ impl CatalogCache {
         Fill::Lead(FillGuard { cache: self, key, version, done: false })
     }
 
-    /// Call after committing a change the public catalog shows (including quota).
+    /// Call after committing a change the public catalog shows, other than quota.
     pub async fn changed(&self, db: &Db) {
         self.bump();
+        self.tell_replicas(db, self.replica.clone()).await;
+    }
+
+    /// Call after committing a change of plans' used quota.
+    pub async fn quota_changed(&self, db: &Db) {
+        self.bump_quota();
+        self.tell_replicas(db, format!("{QUOTA}{}", self.replica)).await;
+    }
+
+    /// The payload names this replica, so its own echo does not invalidate twice.
+    async fn tell_replicas(&self, db: &Db, payload: String) {
         if self.via_postgres {
-            // The payload names this replica, so its own echo does not invalidate twice.
             let stmt = Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
                 "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), self.replica.clone().into()],
+                [CHANNEL.into(), payload.into()],
             );
             if let Err(e) = db.conn.execute_raw(stmt).await {
                 tracing::warn!(error = %e, "cannot notify other replicas of a catalog change");
@@ -268,6 +378,11 @@ impl CatalogCache {
     }
 }
 
+fn rendered_since(stored: &Stored, version: u64) -> Option<Bytes> {
+    let rendered = stored.rendered.lock().unwrap_or_else(PoisonError::into_inner);
+    rendered.as_ref().filter(|(v, _)| *v >= version).map(|(_, body)| body.clone())
+}
+
 /// The one request filling an entry. Dropping it unfinished (an error answer, a cancelled
 /// request) releases the waiters, which then execute on their own.
 pub struct FillGuard<'a> {
@@ -278,13 +393,16 @@ pub struct FillGuard<'a> {
 }
 
 impl FillGuard<'_> {
-    /// Stores the answer and hands it to every waiter.
-    pub fn finish(mut self, body: Bytes) {
-        self.cache.store(self.key, self.version, body.clone());
-        self.release(Some(body));
+    /// Stores the answer (rendered with `CatalogCache::holes`) and hands it to every waiter.
+    pub fn finish(mut self, body: Bytes) -> Arc<Stored> {
+        let template = Template::parse(body, &self.cache.holes);
+        let stored = Arc::new(Stored { template, rendered: Mutex::new(None) });
+        self.cache.store(self.key, self.version, stored.clone());
+        self.release(Some(stored.clone()));
+        stored
     }
 
-    fn release(&mut self, answer: Option<Bytes>) {
+    fn release(&mut self, answer: Option<Arc<Stored>>) {
         self.done = true;
         if let Some(tx) = self.cache.flights().remove(&(self.key, self.version)) {
             tx.send_replace(Flight::Done(answer));
@@ -307,7 +425,7 @@ pub struct Waiter<'a> {
 
 impl Waiter<'_> {
     /// The leader's answer; None when it had none to share (execute the request yourself).
-    pub async fn answer(mut self) -> Option<Bytes> {
+    pub async fn answer(mut self) -> Option<Arc<Stored>> {
         let answer = match self.flight.wait_for(|f| matches!(f, Flight::Done(_))).await {
             Ok(f) => match &*f {
                 Flight::Done(answer) => answer.clone(),
@@ -458,8 +576,13 @@ mod tests {
         assert_ne!(normalise("{ ab }"), normalise("{ a b }"));
     }
 
-    fn body(len: usize) -> Bytes {
-        Bytes::from(vec![b'x'; len])
+    fn body(len: usize) -> Arc<Stored> {
+        let template = Template::parse(Bytes::from(vec![b'x'; len]), &QuotaHoles::random());
+        Arc::new(Stored { template, rendered: Mutex::new(None) })
+    }
+
+    fn text(stored: &Stored) -> Bytes {
+        stored.template.render(&Default::default()).unwrap_or_default()
     }
 
     fn k(n: u8) -> CacheKey {
@@ -519,19 +642,19 @@ mod tests {
         assert_eq!(cache.stats().waiting, 8);
         // Another key is not held up.
         assert!(matches!(cache.fill(k(2), 0), Fill::Lead(_)));
-        leader.finish(body(5));
+        leader.finish(text(&body(5)));
         for answer in futures::future::join_all(waiters).await {
-            assert_eq!(answer, Some(body(5)));
+            assert_eq!(answer.map(|a| text(&a)), Some(text(&body(5))));
         }
         assert_eq!(cache.stats().waiting, 0);
-        assert!(matches!(cache.fill(k(1), 0), Fill::Hit(b) if b == body(5)));
+        assert!(matches!(cache.fill(k(1), 0), Fill::Hit(b) if text(&b) == text(&body(5))));
         // After a change the same key is filled again.
         assert!(matches!(cache.fill(k(1), 1), Fill::Lead(_)));
         // A leader that gives up releases its waiters to execute on their own.
         let Fill::Lead(leader) = cache.fill(k(3), 0) else { panic!("leads") };
         let Fill::Wait(waiter) = cache.fill(k(3), 0) else { panic!("waits") };
         drop(leader);
-        assert_eq!(waiter.answer().await, None);
+        assert!(waiter.answer().await.is_none());
         assert!(matches!(cache.fill(k(3), 0), Fill::Lead(_)));
     }
 }

@@ -108,7 +108,7 @@ pub mod plan {
             super::string_list(&self.features)
         }
         pub fn available_quota(&self) -> i32 {
-            (self.total_quota - self.used_quota).max(0)
+            crate::catalog::splice::PlanQuota::of(self).available()
         }
     }
 

@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Json, Object, Result, dataloader::DataLoader};
+use async_graphql::{
+    Context, ContextSelectionSet, ID, InputObject, Json, Object, Result, Value, dataloader::DataLoader,
+};
 
 use super::{
     PlanType, ServiceProtocol,
@@ -8,10 +10,14 @@ use super::{
     input,
     loader::{CatalogLoader, CategoryId, PlansOfService, ServiceId, ServicesOfCategory},
     service as catalog,
+    splice::{PlanQuota, QuotaField, QuotaHoles, Spliced},
 };
 use crate::{
     error::AppError,
-    graphql::ContextExt,
+    graphql::{
+        ContextExt,
+        flat::{Flat, Leaves},
+    },
     pagination::{Conn, PageArgs, connection_by_offset, parse_id},
 };
 
@@ -40,14 +46,28 @@ impl ServiceCategory {
         self.0.sort_order
     }
     /// Visible (active and public) services only.
-    async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Service>> {
+    async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Flat<Service>>> {
         let rows = loader(ctx).load_one(ServicesOfCategory(self.0.id)).await.map_err(AppError::from)?;
         let category = Arc::new(self.0.clone());
         Ok(rows
             .unwrap_or_default()
             .into_iter()
-            .map(|(s, plans)| Service { model: s, plans: Some(plans), category: Some(category.clone()) })
+            .map(|(s, plans)| Flat(Service { model: s, plans: Some(plans), category: Some(category.clone()) }))
             .collect())
+    }
+}
+
+impl Leaves for ServiceCategory {
+    fn leaf(&self, _: &ContextSelectionSet<'_>, name: &str) -> Option<Value> {
+        let c = &self.0;
+        Some(match name {
+            "id" => Value::String(c.id.to_string()),
+            "name" => c.name.as_str().into(),
+            "slug" => c.slug.as_str().into(),
+            "description" => c.description.as_deref().into(),
+            "sortOrder" => c.sort_order.into(),
+            _ => return None,
+        })
     }
 }
 
@@ -118,14 +138,14 @@ impl Service {
         Ok(ServiceCategory(c.ok_or(AppError::NotFound("category"))?))
     }
     /// Active plans, cheapest first.
-    async fn plans(&self, ctx: &Context<'_>) -> Result<Vec<ServicePlan>> {
+    async fn plans(&self, ctx: &Context<'_>) -> Result<Vec<Flat<ServicePlan>>> {
         let plans = self.active_plans(ctx).await?;
         let parent = Arc::new(self.model.clone());
-        Ok(plans.iter().map(|p| ServicePlan { model: p.clone(), service: Some(parent.clone()) }).collect())
+        Ok(plans.iter().map(|p| Flat(ServicePlan { model: p.clone(), service: Some(parent.clone()) })).collect())
     }
     /// The cheapest active plan's monthly price (IDR); null without active plans.
     async fn starting_price(&self, ctx: &Context<'_>) -> Result<Option<i64>> {
-        Ok(self.active_plans(ctx).await?.iter().map(|p| p.monthly_price).min())
+        Ok(starting_price(&self.active_plans(ctx).await?))
     }
 
     /// Admin only (null and FORBIDDEN for others).
@@ -171,6 +191,32 @@ impl Service {
                 .map(ServicePlan::from)
                 .collect(),
         ))
+    }
+}
+
+fn starting_price(plans: &[plan::Model]) -> Option<i64> {
+    plans.iter().map(|p| p.monthly_price).min()
+}
+
+impl Leaves for Service {
+    fn leaf(&self, _: &ContextSelectionSet<'_>, name: &str) -> Option<Value> {
+        let s = &self.model;
+        Some(match name {
+            "id" => Value::String(s.id.to_string()),
+            "name" => s.name.as_str().into(),
+            "slug" => s.slug.as_str().into(),
+            "description" => s.description.as_deref().into(),
+            "longDescription" => s.long_description.as_deref().into(),
+            "icon" => s.icon.as_deref().into(),
+            "version" => s.version.as_str().into(),
+            "tags" => s.tags().into(),
+            "documentation" => s.documentation.as_deref().into(),
+            "isFeatured" => s.is_featured.into(),
+            "protocol" => async_graphql::resolver_utils::enum_value(s.protocol),
+            // Known here when the parent level fetched the plans.
+            "startingPrice" => starting_price(self.plans.as_ref()?).into(),
+            _ => return None,
+        })
     }
 }
 
@@ -225,14 +271,14 @@ impl ServicePlan {
     async fn total_quota(&self) -> i32 {
         self.model.total_quota
     }
-    async fn used_quota(&self) -> i32 {
-        self.model.used_quota
+    async fn used_quota(&self, ctx: &Context<'_>) -> Spliced<i32> {
+        Spliced::new(self.quota(ctx.data_opt(), QuotaField::Used))
     }
-    async fn available_quota(&self) -> i32 {
-        self.model.available_quota()
+    async fn available_quota(&self, ctx: &Context<'_>) -> Spliced<i32> {
+        Spliced::new(self.quota(ctx.data_opt(), QuotaField::Available))
     }
-    async fn is_available(&self) -> bool {
-        self.model.is_active && self.model.available_quota() > 0
+    async fn is_available(&self, ctx: &Context<'_>) -> Spliced<bool> {
+        Spliced::new(self.quota(ctx.data_opt(), QuotaField::IsAvailable))
     }
     async fn is_popular(&self) -> bool {
         self.model.is_popular
@@ -247,6 +293,41 @@ impl ServicePlan {
     /// Admin only (null and FORBIDDEN for others).
     async fn is_active(&self, ctx: &Context<'_>) -> Option<bool> {
         ctx.null_unless(ctx.auth().admin()).map(|_| self.model.is_active)
+    }
+}
+
+impl ServicePlan {
+    /// A quota field's value, or its placeholder while the catalog cache is being filled.
+    fn quota(&self, holes: Option<&QuotaHoles>, field: QuotaField) -> Value {
+        match holes {
+            Some(h) => h.hole(self.model.id, field),
+            None => PlanQuota::of(&self.model).value(field),
+        }
+    }
+}
+
+impl Leaves for ServicePlan {
+    fn leaf(&self, ctx: &ContextSelectionSet<'_>, name: &str) -> Option<Value> {
+        let p = &self.model;
+        Some(match name {
+            "id" => Value::String(p.id.to_string()),
+            "name" => p.name.as_str().into(),
+            "planType" => async_graphql::resolver_utils::enum_value(p.plan_type),
+            "description" => p.description.as_deref().into(),
+            "monthlyPrice" => p.monthly_price.into(),
+            "cpuMilli" => p.cpu_milli.into(),
+            "memoryMb" => p.memory_mb.into(),
+            "storageGb" => p.storage_gb.into(),
+            "bandwidthGb" => p.bandwidth_gb.into(),
+            "features" => p.features().into(),
+            "maxInstancesPerUser" => p.max_instances_per_user.into(),
+            "totalQuota" => p.total_quota.into(),
+            "usedQuota" => self.quota(ctx.data_opt(), QuotaField::Used),
+            "availableQuota" => self.quota(ctx.data_opt(), QuotaField::Available),
+            "isAvailable" => self.quota(ctx.data_opt(), QuotaField::IsAvailable),
+            "isPopular" => p.is_popular.into(),
+            _ => return None,
+        })
     }
 }
 
@@ -267,8 +348,8 @@ pub struct CatalogQuery;
 
 #[Object]
 impl CatalogQuery {
-    async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<ServiceCategory>> {
-        Ok(catalog::categories(&ctx.state().db.conn).await?.into_iter().map(ServiceCategory).collect())
+    async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<Flat<ServiceCategory>>> {
+        Ok(catalog::categories(&ctx.state().db.conn).await?.into_iter().map(|c| Flat(ServiceCategory(c))).collect())
     }
 
     async fn category(&self, ctx: &Context<'_>, slug: String) -> Result<Option<ServiceCategory>> {

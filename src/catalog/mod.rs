@@ -5,6 +5,7 @@ pub mod graphql;
 pub mod input;
 pub mod loader;
 pub mod service;
+pub mod splice;
 
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
 

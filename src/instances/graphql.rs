@@ -75,7 +75,7 @@ impl ServiceInstance {
     }
     async fn subscription(&self, ctx: &Context<'_>) -> Result<Subscription> {
         let viewer = ctx.auth().viewer()?;
-        Ok(Subscription(subscriptions::visible(&ctx.state().db.conn, viewer, self.0.subscription_id).await?))
+        Ok(Subscription::from(subscriptions::visible(&ctx.state().db.conn, viewer, self.0.subscription_id).await?))
     }
 }
 

@@ -29,7 +29,72 @@ fn catalog<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<CatalogLoader> {
     ctx.data_unchecked::<DataLoader<CatalogLoader>>()
 }
 
-pub struct Subscription(pub subscription::Model);
+/// A subscription, with the relations its list fetched for every row at once (`with_relations`).
+pub struct Subscription(pub subscription::Model, Preloaded);
+
+impl From<subscription::Model> for Subscription {
+    fn from(model: subscription::Model) -> Self {
+        Self(model, Preloaded::default())
+    }
+}
+
+#[derive(Default)]
+pub struct Preloaded {
+    user: Option<crate::users::entity::Model>,
+    plan: Option<crate::catalog::entity::plan::Model>,
+    instances: Option<Vec<crate::instances::entity::Model>>,
+    transactions: Option<Vec<crate::billing::entity::Model>>,
+}
+
+/// A list of subscriptions with the relations `selected` names fetched for all rows at once: one
+/// statement per relation. Left to each row, the loads of one level reach the loader across
+/// several polls under load, and its batch may leave before the last row asked (seen: 6
+/// statements for a 100-row page alone, 50 with 64 such requests at once).
+pub async fn with_relations(
+    ctx: &Context<'_>,
+    rows: Vec<subscription::Model>,
+    selected: impl Fn(&str) -> bool,
+) -> Result<Vec<Subscription>> {
+    let (users, plans, instances, transactions) = futures::try_join!(
+        async {
+            if !selected("user") {
+                return Ok(None);
+            }
+            loader(ctx).load_many(rows.iter().map(|r| UserId(r.user_id))).await.map(Some)
+        },
+        async {
+            if !selected("plan") {
+                return Ok(None);
+            }
+            catalog(ctx).load_many(rows.iter().map(|r| PlanId(r.plan_id))).await.map(Some)
+        },
+        async {
+            if !selected("instances") {
+                return Ok(None);
+            }
+            loader(ctx).load_many(rows.iter().map(|r| InstancesOf(r.id))).await.map(Some)
+        },
+        async {
+            if !selected("transactions") {
+                return Ok(None);
+            }
+            loader(ctx).load_many(rows.iter().map(|r| TransactionsOf(r.id))).await.map(Some)
+        },
+    )
+    .map_err(AppError::from)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let preloaded = Preloaded {
+                user: users.as_ref().and_then(|m| m.get(&UserId(r.user_id)).cloned()),
+                plan: plans.as_ref().and_then(|m| m.get(&PlanId(r.plan_id)).cloned()),
+                instances: instances.as_ref().and_then(|m| m.get(&InstancesOf(r.id)).cloned()),
+                transactions: transactions.as_ref().and_then(|m| m.get(&TransactionsOf(r.id)).cloned()),
+            };
+            Subscription(r, preloaded)
+        })
+        .collect())
+}
 
 #[Object]
 impl Subscription {
@@ -40,7 +105,10 @@ impl Subscription {
         self.0.status
     }
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        let u = loader(ctx).load_one(UserId(self.0.user_id)).await.map_err(AppError::from)?;
+        let u = match &self.1.user {
+            Some(u) => Some(u.clone()),
+            None => loader(ctx).load_one(UserId(self.0.user_id)).await.map_err(AppError::from)?,
+        };
         Ok(User(u.ok_or(AppError::NotFound("user"))?))
     }
     async fn service(&self, ctx: &Context<'_>) -> Result<Service> {
@@ -48,7 +116,10 @@ impl Subscription {
         Ok(Service::from(s.ok_or(AppError::NotFound("service"))?))
     }
     async fn plan(&self, ctx: &Context<'_>) -> Result<ServicePlan> {
-        let p = catalog(ctx).load_one(PlanId(self.0.plan_id)).await.map_err(AppError::from)?;
+        let p = match &self.1.plan {
+            Some(p) => Some(p.clone()),
+            None => catalog(ctx).load_one(PlanId(self.0.plan_id)).await.map_err(AppError::from)?,
+        };
         Ok(ServicePlan::from(p.ok_or(AppError::NotFound("plan"))?))
     }
     /// The price charged at the next renewal (IDR).
@@ -82,13 +153,19 @@ impl Subscription {
         self.0.created_at
     }
     async fn instances(&self, ctx: &Context<'_>) -> Result<Vec<ServiceInstance>> {
-        let rows = loader(ctx).load_one(InstancesOf(self.0.id)).await.map_err(AppError::from)?;
-        Ok(rows.unwrap_or_default().into_iter().map(ServiceInstance).collect())
+        let rows = match &self.1.instances {
+            Some(rows) => rows.clone(),
+            None => loader(ctx).load_one(InstancesOf(self.0.id)).await.map_err(AppError::from)?.unwrap_or_default(),
+        };
+        Ok(rows.into_iter().map(ServiceInstance).collect())
     }
     /// Every ledger entry of this subscription (charges, upgrades, renewals, refunds).
     async fn transactions(&self, ctx: &Context<'_>) -> Result<Vec<Transaction>> {
-        let rows = loader(ctx).load_one(TransactionsOf(self.0.id)).await.map_err(AppError::from)?;
-        Ok(rows.unwrap_or_default().into_iter().map(Transaction).collect())
+        let rows = match &self.1.transactions {
+            Some(rows) => rows.clone(),
+            None => loader(ctx).load_one(TransactionsOf(self.0.id)).await.map_err(AppError::from)?.unwrap_or_default(),
+        };
+        Ok(rows.into_iter().map(Transaction).collect())
     }
     /// Higher plans of the same service with the prorated cost of switching now.
     async fn upgrade_options(&self, ctx: &Context<'_>) -> Result<Vec<UpgradeOption>> {
@@ -165,14 +242,16 @@ impl SubscriptionQuery {
     /// The viewer's own subscriptions, newest first.
     async fn subscriptions(&self, ctx: &Context<'_>, status: Option<SubscriptionStatus>) -> Result<Vec<Subscription>> {
         let viewer = ctx.auth().viewer()?;
-        Ok(service::list_own(&ctx.state().db.conn, viewer.id, status).await?.into_iter().map(Subscription).collect())
+        let rows = service::list_own(&ctx.state().db.conn, viewer.id, status).await?;
+        let look = ctx.look_ahead();
+        with_relations(ctx, rows, |f| look.field(f).exists()).await
     }
 
     /// Owner or admin; anyone else gets NOT_FOUND, as for ids that do not exist.
     async fn subscription(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Subscription>> {
         let viewer = ctx.auth().viewer()?;
         let id = parse_id(&id, "subscription")?;
-        Ok(Some(Subscription(service::visible(&ctx.state().db.conn, viewer, id).await?)))
+        Ok(Some(Subscription::from(service::visible(&ctx.state().db.conn, viewer, id).await?)))
     }
 
     /// Admin: every subscription, newest first.
@@ -188,7 +267,11 @@ impl SubscriptionQuery {
         let args = PageArgs::parse(first, after.as_deref())?;
         let user_id = user_id.map(|u| parse_id(&u, "user")).transpose()?;
         let page = service::list_all(&ctx.state().db.conn, status, user_id, args).await?;
-        Ok(connection(page, |s| s.id, Subscription))
+        let look = ctx.look_ahead();
+        let (nodes, edges) = (look.field("nodes"), look.field("edges").field("node"));
+        let rows = with_relations(ctx, page.rows, |f| nodes.field(f).exists() || edges.field(f).exists()).await?;
+        let page = crate::pagination::Page { rows, has_next: page.has_next, total: page.total };
+        Ok(connection(page, |s| s.0.id, |s| s))
     }
 }
 
@@ -204,7 +287,7 @@ impl SubscriptionMutation {
             instance_name: input.instance_name,
             idempotency_key: input.idempotency_key,
         };
-        Ok(Subscription(service::subscribe(ctx.state(), viewer, input).await?))
+        Ok(Subscription::from(service::subscribe(ctx.state(), viewer, input).await?))
     }
 
     /// To a strictly higher tier of the same service; the prorated difference is charged now and
@@ -213,27 +296,27 @@ impl SubscriptionMutation {
         let viewer = ctx.auth().viewer()?;
         let id = parse_id(&id, "subscription")?;
         let plan_id = parse_id(&plan_id, "plan")?;
-        Ok(Subscription(service::upgrade(ctx.state(), viewer, id, plan_id).await?))
+        Ok(Subscription::from(service::upgrade(ctx.state(), viewer, id, plan_id).await?))
     }
 
     /// Cancels now; the remaining period is not refunded.
     async fn cancel_subscription(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Subscription> {
         let viewer = ctx.auth().viewer()?;
         let id = parse_id(&id, "subscription")?;
-        Ok(Subscription(service::cancel(ctx.state(), viewer, id, reason.as_deref(), None).await?))
+        Ok(Subscription::from(service::cancel(ctx.state(), viewer, id, reason.as_deref(), None).await?))
     }
 
     async fn set_auto_renew(&self, ctx: &Context<'_>, id: ID, enabled: bool) -> Result<Subscription> {
         let viewer = ctx.auth().viewer()?;
         let id = parse_id(&id, "subscription")?;
-        Ok(Subscription(service::set_auto_renew(ctx.state(), viewer, id, enabled).await?))
+        Ok(Subscription::from(service::set_auto_renew(ctx.state(), viewer, id, enabled).await?))
     }
 
     /// Pays the next period now (in a grace period, or within 7 days of the end).
     async fn renew_subscription(&self, ctx: &Context<'_>, id: ID) -> Result<Subscription> {
         let viewer = ctx.auth().viewer()?;
         let id = parse_id(&id, "subscription")?;
-        Ok(Subscription(service::renew(ctx.state(), viewer, id).await?))
+        Ok(Subscription::from(service::renew(ctx.state(), viewer, id).await?))
     }
 
     /// Admin: cancel now, optionally refunding the unused part of the period.
@@ -246,13 +329,13 @@ impl SubscriptionMutation {
     ) -> Result<Subscription> {
         let admin = ctx.auth().admin()?;
         let id = parse_id(&id, "subscription")?;
-        Ok(Subscription(service::cancel(ctx.state(), admin, id, Some(&reason), Some(refund)).await?))
+        Ok(Subscription::from(service::cancel(ctx.state(), admin, id, Some(&reason), Some(refund)).await?))
     }
 
     /// Admin: extend the current period by 1-365 days.
     async fn extend_subscription(&self, ctx: &Context<'_>, id: ID, days: i32, reason: String) -> Result<Subscription> {
         let admin = ctx.auth().admin()?;
         let id = parse_id(&id, "subscription")?;
-        Ok(Subscription(service::extend(ctx.state(), admin, id, days, &reason).await?))
+        Ok(Subscription::from(service::extend(ctx.state(), admin, id, days, &reason).await?))
     }
 }

@@ -386,7 +386,7 @@ pub async fn expire(state: &AppState, id: i64) -> AppResult<Outcome> {
         .await,
     )?;
     if matches!(outcome, Outcome::Done(_)) {
-        state.catalog_changed().await;
+        state.quota_changed().await;
     }
     Ok(outcome)
 }

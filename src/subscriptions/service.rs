@@ -293,7 +293,7 @@ async fn subscribe_once(
         return Err(AppError::QuotaExhausted(format!("the {} plan of {} is full", plan.name, service.name)));
     }
     tx.commit().await?;
-    state.catalog_changed().await;
+    state.quota_changed().await;
     announce(state, viewer.id, charged).await;
     // After the commit, outside any transaction; a cluster outage leaves the instance PENDING.
     crate::instances::service::on_subscription_change(state, sub.id);
@@ -438,7 +438,7 @@ pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) ->
     record(&*tx, sub.id, Actor(Some(viewer.id)), "UPGRADED", Some(sub.status), sub.status, None, details, now).await?;
     let sub = reload(&*tx, sub.id).await?;
     tx.commit().await?;
-    state.catalog_changed().await;
+    state.quota_changed().await;
     announce(state, sub.user_id, charged).await;
     // Re-applied with the new plan's resources (and a larger volume).
     crate::instances::service::on_subscription_change(state, sub.id);
@@ -538,7 +538,7 @@ pub async fn cancel(
     let sub = reload(&*tx, sub.id).await?;
     release_slot(&*tx, sub.plan_id).await?; // last: see `subscribe`
     tx.commit().await?;
-    state.catalog_changed().await;
+    state.quota_changed().await;
     announce(state, sub.user_id, refunded).await;
     crate::instances::service::on_subscription_change(state, sub.id);
     Ok(sub)

@@ -48,6 +48,7 @@ pub const CACHE_MISSES: &str = "minispod_catalog_cache_misses_total";
 pub const CACHE_ENTRIES: &str = "minispod_catalog_cache_entries";
 pub const CACHE_BYTES: &str = "minispod_catalog_cache_bytes";
 pub const CACHE_WAITING: &str = "minispod_catalog_cache_waiting";
+pub const CACHE_QUOTA_READS: &str = "minispod_catalog_quota_reads_total";
 pub const CATALOG_VERSION: &str = "minispod_catalog_version";
 pub const EMAILS: &str = "minispod_emails_total";
 
@@ -77,6 +78,7 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
     (CACHE_ENTRIES, Kind::Gauge, None, "Cached catalog answers."),
     (CACHE_BYTES, Kind::Gauge, Some(Unit::Bytes), "Bytes held by cached catalog answers and their keys."),
     (CACHE_WAITING, Kind::Gauge, None, "Requests waiting for another request to fill their entry."),
+    (CACHE_QUOTA_READS, Kind::Counter, None, "Reads of every plan's quota for the stored catalog answers."),
     (CATALOG_VERSION, Kind::Counter, None, "Catalog changes seen by this replica."),
     (EMAILS, Kind::Counter, None, "Email attempts by this replica's sender, by result (sent, retried, failed)."),
 ];
@@ -263,6 +265,7 @@ impl Metrics {
         self.gauge(CACHE_ENTRIES, &[]).set(cache.entries as f64);
         self.gauge(CACHE_BYTES, &[]).set(cache.bytes as f64);
         self.gauge(CACHE_WAITING, &[]).set(cache.waiting as f64);
+        self.counter(CACHE_QUOTA_READS, &[]).absolute(cache.quota_reads);
         self.counter(CATALOG_VERSION, &[]).absolute(state.catalog_cache.version());
     }
 }

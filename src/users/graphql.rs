@@ -49,7 +49,8 @@ impl User {
             return Ok(None);
         }
         let rows = crate::subscriptions::service::list_own(&ctx.state().db.conn, self.0.id, status).await?;
-        Ok(Some(rows.into_iter().map(Subscription).collect()))
+        let look = ctx.look_ahead();
+        Ok(Some(crate::subscriptions::graphql::with_relations(ctx, rows, |f| look.field(f).exists()).await?))
     }
 }
 

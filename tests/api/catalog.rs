@@ -362,6 +362,54 @@ async fn nested_catalog_statement_count_does_not_grow_with_rows() {
     assert_eq!(large, 3, "{large} statements");
 }
 
+/// Every plain field of the catalog types, as `Flat` writes them in place; the same selection
+/// with a directive on each level takes async-graphql's resolvers. Both, and the cached answer
+/// with its quota spliced in, must be the same.
+#[tokio::test]
+async fn fields_written_in_place_equal_their_resolvers_and_the_cached_answer() {
+    let app = seeded().await;
+    let user = app.register("Budi").await;
+    // A full plan and a used one, so every quota field has something to show.
+    let db = &app.state.db.conn;
+    let plans = app.gql_ok(None, "{ categories { services { plans { id } } } }", json!({})).await;
+    let ids: Vec<String> = plans["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["services"].as_array().unwrap().iter())
+        .flat_map(|s| s["plans"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()))
+        .collect();
+    for (id, used) in [(&ids[0], "total_quota"), (&ids[1], "1")] {
+        let sql = format!("UPDATE service_plans SET used_quota = {used} WHERE id = {id}");
+        sea_orm::ConnectionTrait::execute_unprepared(db, &sql).await.unwrap();
+    }
+    app.state.quota_changed().await;
+    let fields = |t: &str| {
+        format!(
+            "categories {{ __typename{t} id name slug description sortOrder services {{ __typename{t} id name slug \
+             description longDescription icon version tags documentation isFeatured protocol startingPrice \
+             category {{ slug }} plans {{ __typename{t} id name planType description monthlyPrice cpuMilli memoryMb \
+             storageGb bandwidthGb features maxInstancesPerUser totalQuota usedQuota availableQuota isAvailable \
+             isPopular service {{ slug }} }} }} }}"
+        )
+    };
+    let (plain, resolved) = (fields(""), fields(" @include(if: true)"));
+    let signed_in = |q: &str| format!("{{ me {{ id }} {q} }}");
+    let flat = app.gql_ok(Some(&user.token), &signed_in(&plain), json!({})).await;
+    let slow = app.gql_ok(Some(&user.token), &signed_in(&resolved), json!({})).await;
+    assert_eq!(flat, slow);
+    let first = &flat["categories"][0]["services"][0]["plans"][0];
+    assert_eq!((first["availableQuota"].as_i64(), first["isAvailable"].as_bool()), (Some(0), Some(false)), "{first}");
+    assert_eq!(flat["categories"][0]["services"][0]["plans"][1]["usedQuota"], 1, "{flat}");
+    // Anonymous: the cached answer (twice: filled, then hit) has the same fields and quota.
+    let misses = app.state.catalog_cache.stats().misses;
+    for _ in 0..2 {
+        let cached = app.gql_ok(None, &format!("{{ {plain} }}"), json!({})).await;
+        assert_eq!(cached["categories"], flat["categories"]);
+    }
+    assert_eq!(app.state.catalog_cache.stats().misses - misses, 1);
+}
+
 mod needs_postgres {
     use super::*;
 
@@ -383,5 +431,27 @@ mod needs_postgres {
             b.gql_ok(None, q, json!({})).await["service"]["plans"][1]["monthlyPrice"] == 80_000
         })
         .await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL (two replicas share one database); .ci/run runs it on PostgreSQL"]
+    async fn a_quota_change_on_one_replica_reaches_the_cache_of_another() {
+        let a = seeded().await;
+        assert!(a.db.is_postgres(), "a second replica needs PostgreSQL (TEST_DATABASE_URL)");
+        let b = TestApp::spawn_on(a.db.clone(), |_| {}).await;
+        let q = r#"{ service(slug: "ghost-blog") { plans { id usedQuota } } }"#;
+        let before = b.gql_ok(None, q, json!({})).await;
+        let plan = &before["service"]["plans"][0];
+        let sql =
+            format!("UPDATE service_plans SET used_quota = used_quota + 1 WHERE id = {}", plan["id"].as_str().unwrap());
+        sea_orm::ConnectionTrait::execute_unprepared(&a.state.db.conn, &sql).await.unwrap();
+        let misses = b.state.catalog_cache.stats().misses;
+        a.state.quota_changed().await;
+        let want = plan["usedQuota"].as_i64().unwrap() + 1;
+        crate::support::eventually("replica B serves the new quota", || async {
+            b.gql_ok(None, q, json!({})).await["service"]["plans"][0]["usedQuota"] == want
+        })
+        .await;
+        assert_eq!(b.state.catalog_cache.stats().misses, misses, "B kept its stored answer");
     }
 }

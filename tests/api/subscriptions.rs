@@ -569,11 +569,23 @@ async fn quota_in_the_cached_catalog_follows_every_subscription_change() {
     // Fill the cache, then change quota through the use cases: the next read must see it.
     assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3);
     assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3);
+    let stats = || f.app.state.catalog_cache.stats();
+    let before = stats();
     let v = f.app.gql_ok(Some(&user.token), SUBSCRIBE, json!({ "i": { "planId": f.plan("FREE") } })).await;
     assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 2, "subscribe is visible at once");
     let id = v["subscribe"]["id"].as_str().unwrap().to_string();
     f.app.gql_ok(Some(&user.token), CANCEL, json!({ "id": id })).await;
-    assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3, "cancel is visible at once");
+    for _ in 0..3 {
+        assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 3, "cancel is visible at once");
+    }
+    // Quota changes keep the stored answer (no render) and read the quota table once each.
+    assert_eq!((stats().misses, stats().quota_reads - before.quota_reads), (before.misses, 2), "{:?}", stats());
+    // A catalog change renders again, with the quota it changed: 3 more slots.
+    let update = "mutation($id: ID!, $i: UpdatePlanInput!) { updatePlan(id: $id, input: $i) { id } }";
+    let more = json!({ "id": f.plan("FREE"), "i": { "totalQuota": 6 } });
+    f.app.gql_ok(Some(&f.admin.token), update, more).await;
+    assert_eq!(free(f.app.gql_ok(None, q, json!({})).await), 6);
+    assert_eq!(stats().misses, before.misses + 1);
 }
 
 #[tokio::test]
