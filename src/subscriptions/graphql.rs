@@ -46,6 +46,11 @@ pub struct Preloaded {
     transactions: Option<Vec<crate::billing::entity::Model>>,
 }
 
+/// `load`'s result when `wanted`; the future is not polled otherwise, so nothing is queried.
+async fn when<T, E>(wanted: bool, load: impl Future<Output = Result<T, E>>) -> Result<Option<T>, E> {
+    if wanted { load.await.map(Some) } else { Ok(None) }
+}
+
 /// A list of subscriptions with the relations `selected` names fetched for all rows at once: one
 /// statement per relation. Left to each row, the loads of one level reach the loader across
 /// several polls under load, and its batch may leave before the last row asked (seen: 6
@@ -56,30 +61,10 @@ pub async fn with_relations(
     selected: impl Fn(&str) -> bool,
 ) -> Result<Vec<Subscription>> {
     let (users, plans, instances, transactions) = futures::try_join!(
-        async {
-            if !selected("user") {
-                return Ok(None);
-            }
-            loader(ctx).load_many(rows.iter().map(|r| UserId(r.user_id))).await.map(Some)
-        },
-        async {
-            if !selected("plan") {
-                return Ok(None);
-            }
-            catalog(ctx).load_many(rows.iter().map(|r| PlanId(r.plan_id))).await.map(Some)
-        },
-        async {
-            if !selected("instances") {
-                return Ok(None);
-            }
-            loader(ctx).load_many(rows.iter().map(|r| InstancesOf(r.id))).await.map(Some)
-        },
-        async {
-            if !selected("transactions") {
-                return Ok(None);
-            }
-            loader(ctx).load_many(rows.iter().map(|r| TransactionsOf(r.id))).await.map(Some)
-        },
+        when(selected("user"), loader(ctx).load_many(rows.iter().map(|r| UserId(r.user_id)))),
+        when(selected("plan"), catalog(ctx).load_many(rows.iter().map(|r| PlanId(r.plan_id)))),
+        when(selected("instances"), loader(ctx).load_many(rows.iter().map(|r| InstancesOf(r.id)))),
+        when(selected("transactions"), loader(ctx).load_many(rows.iter().map(|r| TransactionsOf(r.id)))),
     )
     .map_err(AppError::from)?;
     Ok(rows
