@@ -386,20 +386,26 @@ async fn execute(
             return Answer::Cached(body);
         }
     }
-    run(state, schema, caller, req).await
+    Answer::Fresh(run(state, schema, caller, req).await)
 }
 
 /// Executes a request as given.
-async fn run(state: &AppState, schema: &AppSchema, caller: &Caller, req: async_graphql::Request) -> Answer {
+async fn run(
+    state: &AppState,
+    schema: &AppSchema,
+    caller: &Caller,
+    req: async_graphql::Request,
+) -> async_graphql::Response {
     let req = with_loaders(req.data(caller.auth.clone()).data(caller.ip.clone()), state);
     // Unconstrained: tokio's cooperative budget would otherwise force a yield after ~128 loader
     // wake-ups, splitting one nesting level of a large list into several dataloader batches.
     // The work per request is bounded by the depth/complexity limits.
-    Answer::Fresh(tokio::task::unconstrained(schema.execute(req)).await)
+    tokio::task::unconstrained(schema.execute(req)).await
 }
 
-/// Renders a catalog answer with placeholders for quota, stores it, and answers with the
-/// current quota filled in. Without a stored answer (an error) it answers what it rendered.
+/// Renders a catalog answer with placeholders for quota, stores it unless it has errors, and
+/// answers with the current quota filled in (or, when it cannot be, executes again without
+/// placeholders).
 async fn lead_fill(
     state: &AppState,
     schema: &AppSchema,
@@ -412,10 +418,7 @@ async fn lead_fill(
     // meanwhile, or the quota table unreadable).
     let mut again = async_graphql::Request::new(req.query.clone()).variables(req.variables.clone());
     again.operation_name = req.operation_name.clone();
-    let resp = match run(state, schema, caller, req.data(cache.holes())).await {
-        Answer::Fresh(resp) => resp,
-        cached => return cached,
-    };
+    let resp = run(state, schema, caller, req.data(cache.holes())).await;
     let spliced = if resp.is_ok() {
         match serde_json::to_vec(&resp) {
             Ok(body) => {
@@ -432,7 +435,7 @@ async fn lead_fill(
     };
     match spliced {
         Some(body) => Answer::Cached(body),
-        None => run(state, schema, caller, again).await,
+        None => Answer::Fresh(run(state, schema, caller, again).await),
     }
 }
 

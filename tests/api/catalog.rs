@@ -411,6 +411,24 @@ async fn fields_written_in_place_equal_their_resolvers_and_the_cached_answer() {
     assert_eq!(app.state.catalog_cache.stats().misses - misses, 1);
 }
 
+/// An anonymous catalog query with an admin-only field answers null and an error for it. Such
+/// an answer is not stored, but it was rendered for the cache: its quota placeholders must be
+/// filled in all the same, never sent.
+#[tokio::test]
+async fn a_catalog_answer_with_errors_carries_real_quota_not_placeholders() {
+    let app = seeded().await;
+    let q = "{ categories { services { plans { usedQuota availableQuota isAvailable isActive } } } }";
+    for _ in 0..2 {
+        let v = app.gql(None, q, json!({})).await;
+        assert_eq!(error_code(&v), "UNAUTHENTICATED", "{v}");
+        let plan = &v["data"]["categories"][0]["services"][0]["plans"][0];
+        assert!(plan["usedQuota"].is_i64() && plan["availableQuota"].is_i64(), "{plan}");
+        assert!(plan["isAvailable"].is_boolean() && plan["isActive"].is_null(), "{plan}");
+        assert!(!v.to_string().contains("~q"), "{v}");
+    }
+    assert_eq!(app.state.catalog_cache.stats().entries, 0, "answers with errors are not stored");
+}
+
 mod needs_postgres {
     use super::*;
 
