@@ -36,6 +36,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub completed_at: Option<DateTimeUtc>,
+    /// Of a charge: how much of it has been refunded so far (never above `amount`).
+    pub refunded_amount: i64,
+    /// Of a refund: the charge it returns.
+    pub refund_of: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,6 +43,14 @@ impl Transaction {
     async fn payment_method(&self) -> Option<PaymentMethod> {
         self.0.payment_method
     }
+    /// Charges: how much of this charge has been refunded (adminRefund).
+    async fn refunded_amount(&self) -> i64 {
+        self.0.refunded_amount
+    }
+    /// Refunds: the charge this refund returns.
+    async fn refund_of(&self) -> Option<ID> {
+        self.0.refund_of.map(|id| ID(id.to_string()))
+    }
     async fn description(&self) -> &str {
         &self.0.description
     }

@@ -31,6 +31,8 @@ pub struct Entry {
     pub payment_method: Option<PaymentMethod>,
     /// A retried call with the same key fails with CONFLICT instead of moving money twice.
     pub idempotency_key: Option<String>,
+    /// Of a refund: the charge it returns.
+    pub refund_of: Option<i64>,
 }
 
 impl Entry {
@@ -45,6 +47,7 @@ impl Entry {
             processed_by: None,
             payment_method: None,
             idempotency_key: None,
+            refund_of: None,
         }
     }
 }
@@ -114,6 +117,7 @@ async fn append(
         metadata: Set(e.metadata),
         processed_by: Set(e.processed_by),
         idempotency_key: Set(e.idempotency_key),
+        refund_of: Set(e.refund_of),
         created_at: Set(now),
         updated_at: Set(now),
         completed_at: Set(Some(now)),

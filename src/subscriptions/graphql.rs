@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, data
 use chrono::{DateTime, Utc};
 
 use super::{
-    SubscriptionStatus,
+    SubscriptionStatus, admin,
     entity::{event, subscription},
     loader::{InstancesOf, SubscriptionLoader, TransactionsOf, UserId},
     service::{self, SubscribeInput as Subscribe},
@@ -322,5 +322,51 @@ impl SubscriptionMutation {
         let admin = ctx.auth().admin()?;
         let id = parse_id(&id, "subscription")?;
         Ok(Subscription::from(service::extend(ctx.state(), admin, id, days, &reason).await?))
+    }
+
+    /// Admin: subscribe a user to a plan, as checkout does (quota, one per service). With
+    /// `chargeCredit` the user pays the first period; without, it is granted free of charge.
+    async fn admin_create_subscription(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        plan_id: ID,
+        charge_credit: bool,
+        reason: String,
+    ) -> Result<Subscription> {
+        let admin = ctx.auth().admin()?;
+        let user_id = parse_id(&user_id, "user")?;
+        let plan_id = parse_id(&plan_id, "plan")?;
+        Ok(Subscription::from(admin::create_for(ctx.state(), admin, user_id, plan_id, charge_credit, &reason).await?))
+    }
+
+    /// Admin: move to any other plan of the service for the rest of the period. Up: the
+    /// prorated difference is charged. Down: it is refunded.
+    async fn admin_change_plan(&self, ctx: &Context<'_>, id: ID, plan_id: ID, reason: String) -> Result<Subscription> {
+        let admin = ctx.auth().admin()?;
+        let id = parse_id(&id, "subscription")?;
+        let plan_id = parse_id(&plan_id, "plan")?;
+        Ok(Subscription::from(admin::change_plan(ctx.state(), admin, id, plan_id, &reason).await?))
+    }
+
+    /// Admin: end the subscription now (EXPIRED): slot released, app removed, no refund.
+    async fn admin_expire_subscription(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Subscription> {
+        let admin = ctx.auth().admin()?;
+        let id = parse_id(&id, "subscription")?;
+        Ok(Subscription::from(admin::expire(ctx.state(), admin, id, &reason).await?))
+    }
+
+    /// Admin: give back part of a charge (subscription, upgrade or renewal) as a REFUND credit.
+    /// All refunds of one charge together never exceed it.
+    async fn admin_refund(
+        &self,
+        ctx: &Context<'_>,
+        transaction_id: ID,
+        amount: i64,
+        reason: String,
+    ) -> Result<Transaction> {
+        let admin = ctx.auth().admin()?;
+        let id = parse_id(&transaction_id, "transaction")?;
+        Ok(Transaction(admin::refund(ctx.state(), admin, id, amount, &reason).await?))
     }
 }

@@ -37,6 +37,10 @@ pub fn phase(sub: &subscription::Model, now: DateTime<Utc>) -> Phase {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Upgrade,
+    /// An administrator's move to any other plan of the service, up or down.
+    ChangePlan,
+    /// An administrator ends the subscription now.
+    Expire,
     Renew,
     Cancel,
     SetAutoRenew,
@@ -50,14 +54,18 @@ pub fn allowed(action: Action, phase: Phase) -> Result<(), String> {
     match (action, phase) {
         // An upgrade is charged pro rata over the rest of a paid period; with the period over
         // that would be free, so the next period must be paid first.
-        (A::Upgrade, P::Paid { .. }) => Ok(()),
-        (A::Upgrade, P::Lapsed) => Err("the current period is not paid: renew first, then upgrade".into()),
-        (A::Upgrade, P::Suspended) => Err("a SUSPENDED subscription cannot be upgraded: renew first".into()),
+        (A::Upgrade | A::ChangePlan, P::Paid { .. }) => Ok(()),
+        (A::Upgrade | A::ChangePlan, P::Lapsed) => {
+            Err("the current period is not paid: renew first, then change the plan".into())
+        }
+        (A::Upgrade | A::ChangePlan, P::Suspended) => {
+            Err("a SUSPENDED subscription cannot change its plan: renew first".into())
+        }
         (A::Renew, P::Paid { renewable_early: true } | P::Lapsed | P::Suspended) => Ok(()),
         (A::Renew, P::Paid { renewable_early: false }) => Err(format!(
             "renewal is possible during a grace period or within {EARLY_RENEWAL_DAYS} days of the period end"
         )),
-        (A::Cancel | A::SetAutoRenew | A::Extend, P::Paid { .. } | P::Lapsed | P::Suspended) => Ok(()),
+        (A::Cancel | A::SetAutoRenew | A::Extend | A::Expire, P::Paid { .. } | P::Lapsed | P::Suspended) => Ok(()),
         (action, P::Other(status)) => Err(format!("a {} subscription cannot {}", status.as_str(), verb(action))),
     }
 }
@@ -65,6 +73,8 @@ pub fn allowed(action: Action, phase: Phase) -> Result<(), String> {
 fn verb(action: Action) -> &'static str {
     match action {
         Action::Upgrade => "be upgraded",
+        Action::ChangePlan => "change its plan",
+        Action::Expire => "be expired",
         Action::Renew => "be renewed",
         Action::Cancel => "be cancelled",
         Action::SetAutoRenew => "change auto-renew",
@@ -151,12 +161,14 @@ mod tests {
         for p in [early, Phase::Lapsed, Phase::Suspended] {
             assert!(allowed(Renew, p).is_ok(), "{p:?}");
         }
-        for a in [Cancel, SetAutoRenew, Extend] {
+        for a in [Cancel, SetAutoRenew, Extend, Expire] {
             for p in [paid, Phase::Lapsed, Phase::Suspended] {
                 assert!(allowed(a, p).is_ok(), "{a:?} {p:?}");
             }
         }
-        for a in [Upgrade, Renew, Cancel, SetAutoRenew, Extend] {
+        assert!(allowed(ChangePlan, paid).is_ok());
+        assert!(allowed(ChangePlan, Phase::Lapsed).is_err());
+        for a in [Upgrade, ChangePlan, Renew, Cancel, SetAutoRenew, Extend, Expire] {
             assert!(allowed(a, closed).unwrap_err().contains("EXPIRED"), "{a:?}");
         }
     }

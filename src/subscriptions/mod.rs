@@ -1,4 +1,5 @@
 //! Subscriptions: a user's plan of a service, paid from credit, holding one quota slot.
+pub mod admin;
 pub mod entity;
 pub mod graphql;
 pub mod lifecycle;

@@ -333,62 +333,62 @@ fn expiry_reason(state: &AppState, sub: &subscription::Model, now: DateTime<Utc>
     }
 }
 
-/// → EXPIRED: the quota slot is released and the instances are marked for termination. No charge.
+/// → EXPIRED when its time has come (see `expiry_reason`). No charge.
 #[tracing::instrument(skip_all, fields(subscription_id = id))]
 pub async fn expire(state: &AppState, id: i64) -> AppResult<Outcome> {
     let now = state.now();
     let Some(sub) = load(state, id).await? else { return Ok(Outcome::Skipped) };
     let Some(reason) = expiry_reason(state, &sub, now) else { return Ok(Outcome::Skipped) };
     let outcome = lost_race(
-        async {
-            let tx = state.db.begin().await?;
-            transition(
-                &*tx,
-                &sub,
-                &[sub.status],
-                subscription::ActiveModel {
-                    status: Set(SubscriptionStatus::Expired),
-                    auto_renew: Set(false),
-                    next_billing_at: Set(None),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?;
-            terminate_instances(&*tx, sub.id, now).await?;
-            let details = serde_json::json!({ "periodEnd": sub.period_end, "gracePeriodEnd": sub.grace_period_end });
-            record(
-                &*tx,
-                sub.id,
-                SYSTEM,
-                "EXPIRED",
-                Some(sub.status),
-                SubscriptionStatus::Expired,
-                Some(reason),
-                details,
-                now,
-            )
-            .await?;
-            let notice = Notice::Expired {
-                subscription_id: sub.id,
-                app: notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?,
-                period_end: sub.period_end,
-                reason: reason.to_string(),
-            };
-            let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
-            let sub = reload(&*tx, sub.id).await?;
-            release_slot(&*tx, sub.plan_id).await?; // last: the plan row is the hot spot
-            tx.commit().await?;
-            state.notices.announce(&state.db, notified).await;
-            crate::instances::service::on_subscription_change(state, sub.id);
-            Ok(Outcome::Done(format!("subscription {}: expired ({reason})", sub.id)))
-        }
-        .await,
+        expire_now(state, &sub, SYSTEM, reason, now)
+            .await
+            .map(|_| Outcome::Done(format!("subscription {}: expired ({reason})", sub.id))),
     )?;
-    if matches!(outcome, Outcome::Done(_)) {
-        state.quota_changed().await;
-    }
     Ok(outcome)
+}
+
+/// → EXPIRED now: the quota slot is released, the instances are marked for termination and
+/// the owner is told. The billing job and an administrator's `adminExpireSubscription` alike.
+pub(super) async fn expire_now(
+    state: &AppState,
+    sub: &subscription::Model,
+    actor: Actor,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<subscription::Model> {
+    let tx = state.db.begin().await?;
+    transition(
+        &*tx,
+        sub,
+        &[sub.status],
+        subscription::ActiveModel {
+            status: Set(SubscriptionStatus::Expired),
+            auto_renew: Set(false),
+            next_billing_at: Set(None),
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
+    terminate_instances(&*tx, sub.id, now).await?;
+    let details = serde_json::json!({ "periodEnd": sub.period_end, "gracePeriodEnd": sub.grace_period_end });
+    let kind = if actor.0.is_some() { "ADMIN_EXPIRED" } else { "EXPIRED" };
+    let to = SubscriptionStatus::Expired;
+    record(&*tx, sub.id, actor, kind, Some(sub.status), to, Some(reason), details, now).await?;
+    let notice = Notice::Expired {
+        subscription_id: sub.id,
+        app: notifications::app_name(&*tx, sub.service_id, sub.plan_id).await?,
+        period_end: sub.period_end,
+        reason: reason.to_string(),
+    };
+    let notified = notifications::notify(&*tx, state, sub.user_id, &notice).await?;
+    let sub = reload(&*tx, sub.id).await?;
+    release_slot(&*tx, sub.plan_id).await?; // last: the plan row is the hot spot
+    tx.commit().await?;
+    state.notices.announce(&state.db, notified).await;
+    state.quota_changed().await;
+    crate::instances::service::on_subscription_change(state, sub.id);
+    Ok(sub)
 }
 
 /// A paid renewal due before `until`, for the low-credit report.

@@ -203,8 +203,16 @@ pub async fn subscribe(state: &AppState, viewer: Viewer, input: SubscribeInput) 
     {
         return replay(existing, &print);
     }
-    let keyed = key.clone().map(|k| (k, print.clone()));
-    match subscribe_once(state, viewer, input.plan_id, instance_name, keyed).await {
+    let checkout = Checkout {
+        user_id: viewer.id,
+        actor: Actor(Some(viewer.id)),
+        plan_id: input.plan_id,
+        instance_name,
+        key: key.clone().map(|k| (k, print.clone())),
+        charge: true,
+        reason: None,
+    };
+    match subscribe_once(state, checkout).await {
         // A concurrent request with the same key won the insert: answer with its result.
         Err(AppError::Conflict(msg)) => match &key {
             Some(k) => match by_idempotency_key(&state.db.conn, viewer.id, k).await? {
@@ -217,15 +225,31 @@ pub async fn subscribe(state: &AppState, viewer: Viewer, input: SubscribeInput) 
     }
 }
 
-async fn subscribe_once(
-    state: &AppState,
-    viewer: Viewer,
-    plan_id: i64,
-    instance_name: Option<String>,
-    key: Option<(String, String)>,
-) -> AppResult<subscription::Model> {
+/// One subscription to create: by its owner, or by an administrator for a user.
+pub(super) struct Checkout {
+    pub user_id: i64,
+    pub actor: Actor,
+    pub plan_id: i64,
+    pub instance_name: Option<String>,
+    /// (idempotency key, fingerprint of the parameters).
+    pub key: Option<(String, String)>,
+    /// False when an administrator grants the first period without a charge.
+    pub charge: bool,
+    /// An administrator's reason, for the history.
+    pub reason: Option<String>,
+}
+
+pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<subscription::Model> {
+    let Checkout { user_id, actor, plan_id, instance_name, key, charge: charged_now, reason } = c;
     let now = state.now();
     let tx = state.db.begin().await?;
+    if reason.is_some() {
+        // An administrator names the user; the owner's own checkout is for a signed-in account.
+        let user = crate::users::service::get(&*tx, user_id).await?;
+        if !user.is_active {
+            return Err(AppError::Conflict("the user is deactivated".into()));
+        }
+    }
     let plan =
         plan::Entity::find_by_id(plan_id).one(&*tx).await?.filter(|p| p.is_active).ok_or(AppError::NotFound("plan"))?;
     let service = catalog_service::Entity::find_by_id(plan.service_id)
@@ -236,8 +260,9 @@ async fn subscribe_once(
 
     // The partial unique index decides "one live subscription per service".
     let end = period_end(now);
+    let price = if charged_now { plan.monthly_price } else { 0 };
     let sub = subscription::ActiveModel {
-        user_id: Set(viewer.id),
+        user_id: Set(user_id),
         service_id: Set(service.id),
         plan_id: Set(plan.id),
         status: Set(SubscriptionStatus::Active),
@@ -247,7 +272,7 @@ async fn subscribe_once(
         next_billing_at: Set(Some(end)),
         auto_renew: Set(true),
         grace_period_end: Set(None),
-        last_charge_amount: Set(Some(plan.monthly_price)),
+        last_charge_amount: Set(Some(price)),
         failed_charges: Set(0),
         previous_plan_id: Set(None),
         idempotency_fingerprint: Set(key.as_ref().map(|(_, f)| f.clone())),
@@ -262,7 +287,7 @@ async fn subscribe_once(
     .on_unique_violation(subscription_exists)?;
 
     let description = format!("Subscription to {} - {} plan", service.name, plan.name);
-    let charged = charge(&*tx, &sub, TransactionType::Subscription, plan.monthly_price, description, now).await?;
+    let charged = charge(&*tx, &sub, TransactionType::Subscription, price, description, now).await?;
     let name = instance_name.unwrap_or_else(|| instances::dns_slug(&service.slug, 30));
     let subdomain = format!("{}-{}", instances::dns_slug(&name, 40), hex::encode(rand::random::<[u8; 4]>()));
     instance::ActiveModel {
@@ -272,7 +297,7 @@ async fn subscribe_once(
         status: Set(InstanceStatus::Pending),
         health_status: Set(None),
         last_error: Set(None),
-        namespace: Set(format!("minispod-u{}", viewer.id)),
+        namespace: Set(format!("minispod-u{user_id}")),
         deployment_name: Set(subdomain.clone()),
         public_url: Set(state.config.base_domain.as_ref().map(|d| format!("https://{subdomain}.{d}"))),
         last_started_at: Set(None),
@@ -284,9 +309,11 @@ async fn subscribe_once(
     .insert(&*tx)
     .await
     .on_unique_violation(|_| AppError::Conflict("instance subdomain collision; try again".into()))?;
-    let details = serde_json::json!({ "planId": plan.id, "price": plan.monthly_price, "periodEnd": end });
-    record(&*tx, sub.id, Actor(Some(viewer.id)), "CREATED", None, SubscriptionStatus::Active, None, details, now)
-        .await?;
+    let details =
+        serde_json::json!({ "planId": plan.id, "price": plan.monthly_price, "charged": price, "periodEnd": end });
+    let kind = if reason.is_some() { "ADMIN_CREATED" } else { "CREATED" };
+    let to = SubscriptionStatus::Active;
+    record(&*tx, sub.id, actor, kind, None, to, reason.as_deref(), details, now).await?;
     // Last before commit: the plan row is every subscriber's hot spot, so its lock is held for
     // as short a time as possible (credit is checked first, quota last).
     if !take_slot(&*tx, plan.id).await? {
@@ -294,7 +321,7 @@ async fn subscribe_once(
     }
     tx.commit().await?;
     state.quota_changed().await;
-    announce(state, viewer.id, charged).await;
+    announce(state, user_id, charged).await;
     // After the commit, outside any transaction; a cluster outage leaves the instance PENDING.
     crate::instances::service::on_subscription_change(state, sub.id);
     Ok(sub)
@@ -398,21 +425,39 @@ pub async fn upgrade_options(state: &AppState, sub: &subscription::Model) -> App
 
 #[tracing::instrument(skip_all, fields(user_id = viewer.id, subscription_id = id, plan_id))]
 pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) -> AppResult<subscription::Model> {
-    let now = state.now();
     // The state this request acts on is read before the transaction (see `transition`).
     let sub = subscription::owned_by(viewer.id)
         .filter(subscription::Column::Id.eq(id))
         .one(&state.db.conn)
         .await?
         .ok_or_else(not_found)?;
+    change_plan(state, Actor(Some(viewer.id)), sub, plan_id, None).await
+}
+
+/// Moves `sub` to another plan of its service for the rest of the period. The owner may only
+/// go up a tier and pays the prorated difference. An administrator (`admin_reason`) may also go
+/// down; the owner then gets the prorated difference back as a REFUND.
+pub(super) async fn change_plan(
+    state: &AppState,
+    actor: Actor,
+    sub: subscription::Model,
+    plan_id: i64,
+    admin_reason: Option<&str>,
+) -> AppResult<subscription::Model> {
+    let now = state.now();
     let tx = state.db.begin().await?;
     let current = plan::Entity::find_by_id(sub.plan_id).one(&*tx).await?.ok_or(AppError::NotFound("plan"))?;
     let target = plan::Entity::find_by_id(plan_id).one(&*tx).await?.ok_or(AppError::NotFound("plan"))?;
-    lifecycle::check(Action::Upgrade, &sub, now)?;
-    if let Some(rule) = upgrade_rule(&sub, &current, &target) {
+    lifecycle::check(if admin_reason.is_some() { Action::ChangePlan } else { Action::Upgrade }, &sub, now)?;
+    let rule = match admin_reason {
+        None => upgrade_rule(&sub, &current, &target),
+        Some(_) => plan_change_rule(&sub, &current, &target),
+    };
+    if let Some(rule) = rule {
         return Err(AppError::bad_input("planId", rule));
     }
     let cost = upgrade_cost(&sub, sub.monthly_price, &target, now);
+    let refund = prorate(Ord::max(sub.monthly_price - target.monthly_price, 0), sub.period_start, sub.period_end, now);
     transition(
         &*tx,
         &sub,
@@ -431,18 +476,40 @@ pub async fn upgrade(state: &AppState, viewer: Viewer, id: i64, plan_id: i64) ->
         return Err(AppError::QuotaExhausted(format!("the {} plan is full", target.name)));
     }
     release_slot(&*tx, current.id).await?;
-    let description =
-        format!("Upgrade from {} to {} (prorated to {})", current.name, target.name, sub.period_end.format("%Y-%m-%d"));
-    let charged = charge(&*tx, &sub, TransactionType::Upgrade, cost, description, now).await?;
-    let details = serde_json::json!({ "fromPlanId": current.id, "toPlanId": target.id, "charged": cost });
-    record(&*tx, sub.id, Actor(Some(viewer.id)), "UPGRADED", Some(sub.status), sub.status, None, details, now).await?;
+    let until = sub.period_end.format("%Y-%m-%d");
+    let moved = if refund > 0 {
+        let description = format!("Downgrade from {} to {} (prorated refund to {until})", current.name, target.name);
+        let mut entry = Entry::new(sub.user_id, TransactionType::Refund, refund, description);
+        entry.subscription_id = Some(sub.id);
+        entry.processed_by = actor.0;
+        Some(ledger::credit(&*tx, entry, now).await?.id)
+    } else {
+        let description = format!("Upgrade from {} to {} (prorated to {until})", current.name, target.name);
+        charge(&*tx, &sub, TransactionType::Upgrade, cost, description, now).await?
+    };
+    let details = serde_json::json!({
+        "fromPlanId": current.id, "toPlanId": target.id, "charged": cost, "refunded": refund
+    });
+    let kind = if admin_reason.is_some() { "PLAN_CHANGED" } else { "UPGRADED" };
+    record(&*tx, sub.id, actor, kind, Some(sub.status), sub.status, admin_reason, details, now).await?;
     let sub = reload(&*tx, sub.id).await?;
     tx.commit().await?;
     state.quota_changed().await;
-    announce(state, sub.user_id, charged).await;
+    announce(state, sub.user_id, moved).await;
     // Re-applied with the new plan's resources (and a larger volume).
     crate::instances::service::on_subscription_change(state, sub.id);
     Ok(sub)
+}
+
+/// Why an administrator cannot move `sub` from `current` to `target`, if they cannot.
+fn plan_change_rule(sub: &subscription::Model, current: &plan::Model, target: &plan::Model) -> Option<String> {
+    if target.service_id != sub.service_id {
+        return Some("the new plan must belong to the same service".into());
+    }
+    if target.id == current.id {
+        return Some("the subscription is already on this plan".into());
+    }
+    (!target.is_active).then(|| "the new plan is not available".into())
 }
 
 /// Marks the subscription's instances for termination; `instances::service` deletes their
@@ -460,7 +527,7 @@ pub(super) async fn terminate_instances(db: &impl ConnectionTrait, sub_id: i64, 
     Ok(())
 }
 
-fn parse_reason(raw: Option<&str>, required: bool) -> AppResult<Option<String>> {
+pub(super) fn parse_reason(raw: Option<&str>, required: bool) -> AppResult<Option<String>> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None if required => Err(AppError::bad_input("reason", "a reason is required")),
         None => Ok(None),

@@ -140,7 +140,17 @@ async fn pass_held_in_the_middle(app: &TestApp, fake: &FakeWorkloads) -> tokio::
         let r = client.post(url).bearer_auth(&admin.token).json(&body).send().await.unwrap();
         r.json::<Value>().await.unwrap()
     });
-    until("the first pass reached the gate", || fake.lists_waiting() == 1).await;
+    fake.clear_requests();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fake.lists_waiting() == 0 && !first.is_finished() {
+        // Once this timed out in CI with nothing to show; say what the fake saw.
+        let seen: Vec<String> =
+            fake.requests().iter().map(|r| format!("{} {}?{}", r.method, r.path, r.query)).collect();
+        assert!(std::time::Instant::now() < deadline, "the first pass never reached the gate; the fake saw {seen:#?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!first.is_finished(), "the first pass ended without listing: {}", first.await.unwrap());
+    assert_eq!(fake.lists_waiting(), 1, "only the first pass is held");
     first
 }
 

@@ -26,6 +26,7 @@ mod production;
 mod provisioning;
 mod startup;
 mod subscriptions;
+mod support_ops;
 mod topup_amounts;
 mod topups;
 mod transport;

@@ -1,0 +1,195 @@
+//! Admin support operations on subscriptions: create for a user, change plan, expire, and
+//! partial refunds of a charge (never more than charged, also under concurrency).
+use serde_json::{Value, json};
+
+use crate::{helpers::*, support::error_code};
+
+const CREATE: &str = "mutation($u: ID!, $p: ID!, $c: Boolean!, $r: String!) { adminCreateSubscription(userId: $u, planId: $p, chargeCredit: $c, reason: $r) { id status lastChargeAmount plan { planType } transactions { id type amount } history { kind actorId reason } } }";
+const CHANGE: &str = "mutation($id: ID!, $p: ID!, $r: String!) { adminChangePlan(id: $id, planId: $p, reason: $r) { status monthlyPrice plan { planType } transactions { type amount } history { kind actorId reason details } } }";
+const EXPIRE: &str = "mutation($id: ID!, $r: String!) { adminExpireSubscription(id: $id, reason: $r) { status autoRenew nextBillingAt history { kind actorId reason } } }";
+const REFUND: &str = "mutation($t: ID!, $a: Int!, $r: String!) { adminRefund(transactionId: $t, amount: $a, reason: $r) { type amount refundOf subscription { id } } }";
+
+fn last_event(sub: &Value) -> &Value {
+    sub["history"].as_array().and_then(|h| h.last()).expect("a history entry")
+}
+
+/// A user with `credit` and a PRO subscription (90,000) created by the admin, charged.
+async fn pro_subscriber(f: &Fixture, credit: i64) -> (crate::support::Session, Value) {
+    let user = f.app.register("Budi").await;
+    give_credit(&f.app, &f.admin, &user, credit).await;
+    let vars = json!({ "u": user.user_id, "p": f.plan("PRO"), "c": true, "r": "sales deal" });
+    let v = f.app.gql_ok(Some(&f.admin.token), CREATE, vars).await;
+    (user, v["adminCreateSubscription"].clone())
+}
+
+#[tokio::test]
+async fn admin_creates_a_subscription_charged_or_granted() {
+    let f = fixture(2).await;
+    let (user, sub) = pro_subscriber(&f, 100_000).await;
+    assert_eq!(sub["status"], "ACTIVE");
+    assert_eq!(sub["transactions"][0]["type"], "SUBSCRIPTION");
+    assert_eq!(sub["transactions"][0]["amount"], 90_000);
+    let e = last_event(&sub);
+    assert_eq!((e["kind"].as_str(), e["reason"].as_str()), (Some("ADMIN_CREATED"), Some("sales deal")));
+    assert_eq!(e["actorId"], f.admin.user_id.as_str(), "the administrator is named");
+    assert_eq!(balance(&f.app, &user).await, 10_000);
+    assert_eq!(used_quota(&f.app, f.plan("PRO")).await, 1, "a slot is taken as at checkout");
+
+    // Granted: no charge, no ledger row; the same checkout rules (one per service, quota).
+    let other = f.app.register("Siti").await;
+    let vars = json!({ "u": other.user_id, "p": f.plan("PRO"), "c": false, "r": "compensation" });
+    let v = f.app.gql_ok(Some(&f.admin.token), CREATE, vars.clone()).await;
+    assert_eq!(v["adminCreateSubscription"]["transactions"], json!([]));
+    assert_eq!(v["adminCreateSubscription"]["lastChargeAmount"], 0);
+    assert_eq!(balance(&f.app, &other).await, 0);
+    assert_eq!(error_code(&f.app.gql(Some(&f.admin.token), CREATE, vars).await), "CONFLICT", "one per service");
+    let third = f.app.register("Agus").await;
+    let vars = json!({ "u": third.user_id, "p": f.plan("PRO"), "c": false, "r": "compensation" });
+    assert_eq!(error_code(&f.app.gql(Some(&f.admin.token), CREATE, vars).await), "QUOTA_EXHAUSTED");
+
+    // Charged without enough credit: refused, nothing written.
+    let vars = json!({ "u": third.user_id, "p": f.plan("BASIC"), "c": true, "r": "sales deal" });
+    assert_eq!(error_code(&f.app.gql(Some(&f.admin.token), CREATE, vars).await), "INSUFFICIENT_CREDIT");
+    assert_eq!(used_quota(&f.app, f.plan("BASIC")).await, 0);
+    let vars = json!({ "u": third.user_id, "p": f.plan("BASIC"), "c": false, "r": " " });
+    let v = f.app.gql(Some(&f.admin.token), CREATE, vars).await;
+    assert_eq!(v["errors"][0]["extensions"]["field"], "reason", "{v}");
+    let vars = json!({ "u": "999999", "p": f.plan("BASIC"), "c": false, "r": "x" });
+    assert_eq!(error_code(&f.app.gql(Some(&f.admin.token), CREATE, vars).await), "NOT_FOUND");
+    assert_ledger_consistent(&f.app, &user).await;
+}
+
+#[tokio::test]
+async fn support_operations_are_refused_to_users() {
+    let f = fixture(2).await;
+    let (user, sub) = pro_subscriber(&f, 100_000).await;
+    let (ut, id) = (Some(user.token.as_str()), sub["id"].clone());
+    let charge = sub["transactions"][0]["id"].clone();
+    let calls = [
+        (CREATE, json!({ "u": user.user_id, "p": f.plan("BASIC"), "c": false, "r": "x" })),
+        (CHANGE, json!({ "id": id, "p": f.plan("BASIC"), "r": "x" })),
+        (EXPIRE, json!({ "id": id, "r": "x" })),
+        (REFUND, json!({ "t": charge, "a": 1_000, "r": "x" })),
+    ];
+    for (q, vars) in calls {
+        assert_eq!(error_code(&f.app.gql(ut, q, vars).await), "FORBIDDEN", "{q}");
+    }
+    assert_eq!(balance(&f.app, &user).await, 10_000, "nothing moved");
+}
+
+#[tokio::test]
+async fn admin_changes_plan_down_with_a_refund_and_up_with_a_charge() {
+    let f = fixture(2).await;
+    let (user, sub) = pro_subscriber(&f, 200_000).await;
+    let id = sub["id"].clone();
+    let at = Some(f.admin.token.as_str());
+
+    // Down from PRO (90,000) to BASIC (30,000) at once: almost the whole 60,000 comes back.
+    let v = f.app.gql_ok(at, CHANGE, json!({ "id": id, "p": f.plan("BASIC"), "r": "asked to downgrade" })).await;
+    let s = &v["adminChangePlan"];
+    assert_eq!((s["plan"]["planType"].as_str(), s["monthlyPrice"].as_i64()), (Some("BASIC"), Some(30_000)));
+    let refund = s["transactions"][1].clone();
+    assert_eq!(refund["type"], "REFUND");
+    let back = refund["amount"].as_i64().unwrap();
+    assert!((59_990..=60_000).contains(&back), "prorated over an almost unused period: {back}");
+    let e = last_event(s);
+    assert_eq!((e["kind"].as_str(), e["reason"].as_str()), (Some("PLAN_CHANGED"), Some("asked to downgrade")));
+    assert_eq!(e["actorId"], f.admin.user_id.as_str());
+    assert_eq!((used_quota(&f.app, f.plan("PRO")).await, used_quota(&f.app, f.plan("BASIC")).await), (0, 1));
+    assert_eq!(balance(&f.app, &user).await, 110_000 + back);
+
+    // Up to PREMIUM (150,000): the prorated difference is charged.
+    let v = f.app.gql_ok(at, CHANGE, json!({ "id": id, "p": f.plan("PREMIUM"), "r": "upsell" })).await;
+    let charge = &v["adminChangePlan"]["transactions"][2];
+    assert_eq!(charge["type"], "UPGRADE");
+    assert!((119_990..=120_000).contains(&charge["amount"].as_i64().unwrap()), "{charge}");
+    let same = f.app.gql(at, CHANGE, json!({ "id": id, "p": f.plan("PREMIUM"), "r": "again" })).await;
+    assert_eq!(same["errors"][0]["extensions"]["field"], "planId", "{same}");
+    assert_ledger_consistent(&f.app, &user).await;
+
+    // The owner still cannot go down by themselves.
+    let q = "mutation($id: ID!, $p: ID!) { upgradeSubscription(id: $id, planId: $p) { id } }";
+    let v = f.app.gql(Some(&user.token), q, json!({ "id": id, "p": f.plan("BASIC") })).await;
+    assert_eq!(error_code(&v), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn admin_expires_a_subscription_now() {
+    let f = fixture(2).await;
+    let (user, sub) = pro_subscriber(&f, 100_000).await;
+    let id = sub["id"].clone();
+    let at = Some(f.admin.token.as_str());
+    let v = f.app.gql_ok(at, EXPIRE, json!({ "id": id, "r": "fraud" })).await;
+    let s = &v["adminExpireSubscription"];
+    assert_eq!((s["status"].as_str(), s["autoRenew"].as_bool()), (Some("EXPIRED"), Some(false)));
+    assert_eq!(s["nextBillingAt"], Value::Null);
+    let e = last_event(s);
+    assert_eq!((e["kind"].as_str(), e["reason"].as_str()), (Some("ADMIN_EXPIRED"), Some("fraud")));
+    assert_eq!(e["actorId"], f.admin.user_id.as_str());
+    assert_eq!(used_quota(&f.app, f.plan("PRO")).await, 0, "the slot is released");
+    assert_eq!(balance(&f.app, &user).await, 10_000, "no refund");
+    assert_eq!(error_code(&f.app.gql(at, EXPIRE, json!({ "id": id, "r": "again" })).await), "CONFLICT");
+}
+
+#[tokio::test]
+async fn partial_refunds_never_exceed_the_charge() {
+    let f = fixture(2).await;
+    let (user, sub) = pro_subscriber(&f, 100_000).await;
+    let at = Some(f.admin.token.as_str());
+    let charge = sub["transactions"][0]["id"].clone();
+    let v = f.app.gql_ok(at, REFUND, json!({ "t": charge, "a": 50_000, "r": "outage" })).await;
+    let r = &v["adminRefund"];
+    assert_eq!((r["type"].as_str(), r["amount"].as_i64()), (Some("REFUND"), Some(50_000)));
+    assert_eq!((&r["refundOf"], &r["subscription"]["id"]), (&charge, &sub["id"]));
+    let over = f.app.gql(at, REFUND, json!({ "t": charge, "a": 40_001, "r": "outage" })).await;
+    assert_eq!(over["errors"][0]["extensions"]["field"], "amount", "{over}");
+    assert!(over["errors"][0]["message"].as_str().unwrap().contains("at most 40000 IDR"), "{over}");
+    f.app.gql_ok(at, REFUND, json!({ "t": charge, "a": 40_000, "r": "outage" })).await;
+    assert_eq!(balance(&f.app, &user).await, 100_000, "the whole charge is back");
+    let zero = f.app.gql(at, REFUND, json!({ "t": charge, "a": 0, "r": "outage" })).await;
+    assert_eq!(zero["errors"][0]["extensions"]["field"], "amount");
+
+    // A refund is not a charge; neither is a credit adjustment.
+    let q = "{ allTransactions(first: 10) { nodes { id type } } }";
+    let rows = f.app.gql_ok(at, q, json!({})).await["allTransactions"]["nodes"].clone();
+    for row in rows.as_array().unwrap().iter().filter(|t| t["type"] != "SUBSCRIPTION") {
+        let v = f.app.gql(at, REFUND, json!({ "t": row["id"], "a": 1, "r": "x" })).await;
+        assert_eq!(v["errors"][0]["extensions"]["field"], "transactionId", "{row} {v}");
+    }
+    let q = "query($id: ID!) { subscription(id: $id) { history { kind reason details } } }";
+    let h = f.app.gql_ok(at, q, json!({ "id": sub["id"] })).await["subscription"]["history"].clone();
+    let refunds: Vec<_> = h.as_array().unwrap().iter().filter(|e| e["kind"] == "REFUNDED").collect();
+    assert_eq!(refunds.len(), 2, "{h}");
+    assert_eq!(refunds[0]["reason"], "outage");
+    assert_ledger_consistent(&f.app, &user).await;
+}
+
+#[tokio::test]
+async fn ten_parallel_refunds_stop_at_the_charge() {
+    use sea_orm::ConnectionTrait;
+    let f = fixture(2).await;
+    let (user, sub) = pro_subscriber(&f, 90_000).await;
+    let at = Some(f.admin.token.as_str());
+    let charge = sub["transactions"][0]["id"].clone();
+    // Hold the writer (SQLite) / the charge row (PostgreSQL) until all ten wait for it.
+    let blocker = f.app.state.db.begin().await.unwrap();
+    if f.app.db.is_postgres() {
+        let sql = format!("SELECT id FROM transactions WHERE id = {} FOR UPDATE", charge.as_str().unwrap());
+        blocker.execute_unprepared(&sql).await.unwrap();
+    }
+    let vars = json!({ "t": charge, "a": 20_000, "r": "outage" });
+    let calls = futures::future::join_all((0..10).map(|_| f.app.gql(at, REFUND, vars.clone())));
+    let (results, _) = tokio::join!(calls, async {
+        wait_until_blocked(&f.app, 10).await;
+        blocker.commit().await.unwrap();
+    });
+    let ok = results.iter().filter(|v| v.get("errors").is_none()).count();
+    assert_eq!(ok, 4, "4 × 20,000 fit in 90,000, a fifth would not");
+    for v in results.iter().filter(|v| v.get("errors").is_some()) {
+        assert_eq!(v["errors"][0]["extensions"]["field"], "amount", "{v}");
+    }
+    assert_eq!(balance(&f.app, &user).await, 80_000);
+    let last = f.app.gql_ok(at, REFUND, json!({ "t": charge, "a": 10_000, "r": "rest" })).await;
+    assert_eq!(last["adminRefund"]["amount"], 10_000, "exactly what was left");
+    assert_ledger_consistent(&f.app, &user).await;
+}
