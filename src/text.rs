@@ -36,11 +36,27 @@ fn control_error(field: &str, c: char) -> AppError {
     AppError::bad_input_named(field, format!("{field} must not contain control characters (found U+{:04X})", c as u32))
 }
 
-/// Characters that render as nothing (or only move others) and so let two different strings look
-/// the same: Unicode's default-ignorable code points (zero-width spaces and joiners, variation
-/// selectors, fillers), format characters (bidi embeddings, overrides and isolates, soft hyphen,
-/// invisible operators), controls, line and paragraph separators, private-use, unassigned and
-/// surrogate code points, and the blank Braille pattern.
+/// A case-insensitive `LIKE` pattern for a search box: trimmed, lower-cased, at most 100
+/// characters (a LIKE over several columns per row is not free), its `%` and `_` escaped so a
+/// search matches text only. `None` for an empty search.
+pub fn search_pattern(raw: Option<&str>) -> crate::error::AppResult<Option<sea_orm::sea_query::LikeExpr>> {
+    let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if s.chars().count() > 100 {
+        return Err(crate::error::AppError::bad_input("search", "search must be at most 100 characters"));
+    }
+    let mut escaped = String::with_capacity(s.len() + 2);
+    for c in s.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    // SQLite has no default escape character; PostgreSQL's is the same backslash.
+    Ok(Some(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')))
+}
+
 pub fn is_invisible(c: char) -> bool {
     if CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c) || c == '\u{2800}' {
         return true;

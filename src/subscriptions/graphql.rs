@@ -239,25 +239,68 @@ impl SubscriptionQuery {
         Ok(Some(Subscription::from(service::visible(&ctx.state().db.conn, viewer, id).await?)))
     }
 
-    /// Admin: every subscription, newest first.
+    /// Admin: every subscription, newest first unless `sort` says otherwise, narrowed by
+    /// `filter` (and the older `status` and `userId` arguments).
+    #[allow(clippy::too_many_arguments)]
     async fn all_subscriptions(
         &self,
         ctx: &Context<'_>,
         status: Option<SubscriptionStatus>,
         user_id: Option<ID>,
+        filter: Option<SubscriptionFilter>,
+        sort: Option<SubscriptionSort>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<Subscription>> {
         ctx.auth().admin()?;
         let args = PageArgs::parse(first, after.as_deref())?;
-        let user_id = user_id.map(|u| parse_id(&u, "user")).transpose()?;
-        let page = service::list_all(&ctx.state().db.conn, status, user_id, args).await?;
+        let f = filter.unwrap_or_default();
+        let id = |v: Option<ID>, what| v.map(|v| parse_id(&v, what)).transpose();
+        if let (Some(from), Some(to)) = (f.created_from, f.created_to)
+            && from >= to
+        {
+            return Err(AppError::bad_input("createdTo", "createdTo must be after createdFrom").into());
+        }
+        let list = service::ListFilter {
+            status: f.status.or(status),
+            user_id: id(user_id, "user")?,
+            service_id: id(f.service_id, "service")?,
+            plan_id: id(f.plan_id, "plan")?,
+            user_search: crate::text::search_pattern(f.search.as_deref())?,
+            created_from: f.created_from,
+            created_to: f.created_to,
+        };
+        let sort = sort.map(|s| (s.field, s.direction));
+        let page = service::list_all(&ctx.state().db.conn, list, sort, args).await?;
         let look = ctx.look_ahead();
         let (nodes, edges) = (look.field("nodes"), look.field("edges").field("node"));
         let rows = with_relations(ctx, page.rows, |f| nodes.field(f).exists() || edges.field(f).exists()).await?;
         let page = crate::pagination::Page { rows, has_next: page.has_next, total: page.total };
-        Ok(connection(page, |s| s.0.id, |s| s))
+        Ok(match sort {
+            None => connection(page, |s| s.0.id, |s| s),
+            Some(_) => crate::pagination::connection_by_offset(page, args, |s| s),
+        })
     }
+}
+
+#[derive(InputObject, Default)]
+pub struct SubscriptionFilter {
+    service_id: Option<ID>,
+    plan_id: Option<ID>,
+    status: Option<SubscriptionStatus>,
+    /// Part of the owner's name or email, any case.
+    search: Option<String>,
+    /// Created at or after.
+    created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    created_to: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct SubscriptionSort {
+    field: service::SubscriptionSortField,
+    #[graphql(default_with = "service::SortDirection::Desc")]
+    direction: service::SortDirection,
 }
 
 #[derive(Default)]

@@ -727,24 +727,97 @@ pub async fn list_own(
     Ok(q.order_by_desc(subscription::Column::Id).all(db).await?)
 }
 
+/// What an administrator narrows `allSubscriptions` to.
+#[derive(Default)]
+pub struct ListFilter {
+    pub status: Option<SubscriptionStatus>,
+    pub user_id: Option<i64>,
+    pub service_id: Option<i64>,
+    pub plan_id: Option<i64>,
+    /// A `text::search_pattern` over the owner's name and email.
+    pub user_search: Option<sea_orm::sea_query::LikeExpr>,
+    pub created_from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum SubscriptionSortField {
+    CreatedAt,
+    /// When the current period ends.
+    EndDate,
+    MonthlyPrice,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+/// Newest first (keyset pages) unless `sort` asks otherwise (offset pages; ties by id).
 pub async fn list_all(
     db: &impl ConnectionTrait,
-    status: Option<SubscriptionStatus>,
-    user_id: Option<i64>,
+    filter: ListFilter,
+    sort: Option<(SubscriptionSortField, SortDirection)>,
     args: PageArgs,
 ) -> AppResult<Page<subscription::Model>> {
+    use crate::users::entity as users;
     let mut q = subscription::Entity::find();
-    if let Some(s) = status {
+    if let Some(s) = filter.status {
         q = q.filter(subscription::Column::Status.eq(s));
     }
-    if let Some(u) = user_id {
+    if let Some(u) = filter.user_id {
         q = q.filter(subscription::Column::UserId.eq(u));
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(subscription::Column::Id.lt(after));
+    if let Some(id) = filter.service_id {
+        q = q.filter(subscription::Column::ServiceId.eq(id));
     }
-    let rows = q.order_by_desc(subscription::Column::Id).limit(args.first + 1).all(db).await?;
+    if let Some(id) = filter.plan_id {
+        q = q.filter(subscription::Column::PlanId.eq(id));
+    }
+    if let Some(from) = filter.created_from {
+        q = q.filter(subscription::Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = filter.created_to {
+        q = q.filter(subscription::Column::CreatedAt.lt(to));
+    }
+    if let Some(pattern) = filter.user_search {
+        let matching = sea_orm::sea_query::Query::select()
+            .column(users::Column::Id)
+            .from(users::Entity)
+            .cond_where(
+                Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(users::Column::Name)))
+                    .like(pattern.clone())
+                    .or(Expr::col(users::Column::Email).like(pattern)),
+            )
+            .to_owned();
+        q = q.filter(subscription::Column::UserId.in_subquery(matching));
+    }
+    let total = q.clone().count(db).await?;
+    let Some((field, direction)) = sort else {
+        if let Some(after) = args.after {
+            q = q.filter(subscription::Column::Id.lt(after));
+        }
+        let rows = q.order_by_desc(subscription::Column::Id).limit(args.first + 1).all(db).await?;
+        return Ok(Page::new(rows, args, total));
+    };
+    let column = match field {
+        SubscriptionSortField::CreatedAt => subscription::Column::CreatedAt,
+        SubscriptionSortField::EndDate => subscription::Column::PeriodEnd,
+        SubscriptionSortField::MonthlyPrice => subscription::Column::MonthlyPrice,
+    };
+    let order = match direction {
+        SortDirection::Asc => sea_orm::Order::Asc,
+        SortDirection::Desc => sea_orm::Order::Desc,
+    };
+    let rows = q
+        .order_by(column, order.clone())
+        .order_by(subscription::Column::Id, order)
+        .offset(Ord::max(args.after.unwrap_or(0), 0) as u64)
+        .limit(args.first + 1)
+        .all(db)
+        .await?;
     Ok(Page::new(rows, args, total))
 }
 

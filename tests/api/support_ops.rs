@@ -193,3 +193,58 @@ async fn ten_parallel_refunds_stop_at_the_charge() {
     assert_eq!(last["adminRefund"]["amount"], 10_000, "exactly what was left");
     assert_ledger_consistent(&f.app, &user).await;
 }
+
+#[tokio::test]
+async fn all_subscriptions_filters_and_sorts() {
+    let f = fixture(5).await;
+    let at = Some(f.admin.token.as_str());
+    let (_, two) = create_service(&f.app, &f.admin, "app-two", 5).await;
+    let grant = |u: &crate::support::Session, plan: &str| json!({ "u": u.user_id, "p": plan, "c": false, "r": "test" });
+    let (budi, siti, agus) =
+        (f.app.register("Budi").await, f.app.register("Rahmawati").await, f.app.register("Agus").await);
+    f.app.gql_ok(at, CREATE, grant(&budi, f.plan("PRO"))).await;
+    let start = chrono::Utc::now();
+    f.app.clock.advance(chrono::Duration::days(2));
+    f.app.gql_ok(at, CREATE, grant(&siti, f.plan("BASIC"))).await;
+    let agus_two = f.app.gql_ok(at, CREATE, grant(&agus, &two[2].1)).await["adminCreateSubscription"]["id"].clone();
+    f.app.gql_ok(at, EXPIRE, json!({ "id": agus_two, "r": "test" })).await;
+
+    let q = "query($f: SubscriptionFilter, $s: SubscriptionSort, $after: String) { allSubscriptions(filter: $f, sort: $s, first: 2, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { monthlyPrice status user { name } plan { planType } service { slug } } } }";
+    let names = |v: &Value| -> Vec<String> {
+        v["allSubscriptions"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["user"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ask = |filter: Value| f.app.gql_ok(at, q, json!({ "f": filter }));
+    assert_eq!(names(&ask(json!({ "serviceId": f.service_id })).await), ["Rahmawati", "Budi"]);
+    assert_eq!(names(&ask(json!({ "planId": f.plan("PRO") })).await), ["Budi"]);
+    assert_eq!(names(&ask(json!({ "status": "EXPIRED" })).await), ["Agus"]);
+    assert_eq!(names(&ask(json!({ "search": "HMAW" })).await), ["Rahmawati"], "name, any case");
+    assert_eq!(names(&ask(json!({ "search": siti.email.to_uppercase() })).await), ["Rahmawati"], "email");
+    assert_eq!(names(&ask(json!({ "search": "%" })).await), Vec::<String>::new(), "wildcards are text");
+    let day = chrono::Duration::days(1);
+    let v = ask(json!({ "createdFrom": start - day, "createdTo": start + day })).await;
+    assert_eq!(names(&v), ["Budi"], "created in the range");
+    let bad = f.app.gql(at, q, json!({ "f": { "createdFrom": start, "createdTo": start } })).await;
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "createdTo", "{bad}");
+
+    // Sorted by price, cheapest first, over two pages.
+    let sort = json!({ "field": "MONTHLY_PRICE", "direction": "ASC" });
+    let p1 = f.app.gql_ok(at, q, json!({ "s": sort })).await;
+    assert_eq!(p1["allSubscriptions"]["totalCount"], 3);
+    let prices: Vec<i64> = p1["allSubscriptions"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["monthlyPrice"].as_i64().unwrap())
+        .collect();
+    assert_eq!(prices, [30_000, 90_000], "app-two's PRO is 90,000 too: ties by id");
+    let after = p1["allSubscriptions"]["pageInfo"]["endCursor"].clone();
+    let p2 = f.app.gql_ok(at, q, json!({ "s": sort, "after": after })).await;
+    assert_eq!(p2["allSubscriptions"]["nodes"][0]["user"]["name"], "Agus");
+    assert_eq!(p2["allSubscriptions"]["pageInfo"]["hasNextPage"], false);
+    assert_eq!(error_code(&f.app.gql(Some(&budi.token), q, json!({})).await), "FORBIDDEN");
+}
