@@ -24,6 +24,7 @@ pub struct QueryRoot(
     crate::catalog::graphql::CatalogQuery,
     crate::billing::graphql::WalletQuery,
     crate::subscriptions::graphql::SubscriptionQuery,
+    crate::subscriptions::graphql::CheckoutQuery,
     crate::instances::graphql::InstanceQuery,
     crate::cluster::graphql::ClusterQuery,
     crate::reports::graphql::ReportQuery,

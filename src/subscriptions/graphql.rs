@@ -283,6 +283,50 @@ impl SubscriptionQuery {
     }
 }
 
+/// What `subscribe` would do now; nothing is written.
+#[derive(SimpleObject)]
+pub struct CheckoutPreview {
+    plan: ServicePlan,
+    /// The first period's price (IDR).
+    cost: i64,
+    balance: i64,
+    balance_after: i64,
+    /// How much credit is missing (0 when the balance covers the cost).
+    shortfall: i64,
+    /// Whether `subscribe` would succeed now.
+    ok: bool,
+    /// Why not: the first reason `subscribe` would meet.
+    reason: Option<super::checkout::CheckoutBlock>,
+}
+
+#[derive(Default)]
+pub struct CheckoutQuery;
+
+#[Object]
+impl CheckoutQuery {
+    /// Would subscribing to `planId` succeed now? Cost, balance after, shortfall, and the reason
+    /// it would fail. Nothing is written.
+    async fn checkout_preview(
+        &self,
+        ctx: &Context<'_>,
+        plan_id: ID,
+        coupon_code: Option<String>,
+    ) -> Result<CheckoutPreview> {
+        let viewer = ctx.auth().viewer()?;
+        let plan_id = parse_id(&plan_id, "plan")?;
+        let p = super::checkout::preview(&ctx.state().db.conn, viewer.id, plan_id, coupon_code.as_deref()).await?;
+        Ok(CheckoutPreview {
+            cost: p.cost,
+            balance: p.balance,
+            balance_after: p.balance_after(),
+            shortfall: p.shortfall(),
+            ok: p.block.is_none(),
+            reason: p.block,
+            plan: ServicePlan::from(p.plan),
+        })
+    }
+}
+
 #[derive(InputObject, Default)]
 pub struct SubscriptionFilter {
     service_id: Option<ID>,

@@ -1,5 +1,6 @@
 //! Subscriptions: a user's plan of a service, paid from credit, holding one quota slot.
 pub mod admin;
+pub mod checkout;
 pub mod entity;
 pub mod graphql;
 pub mod lifecycle;

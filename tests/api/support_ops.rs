@@ -248,3 +248,56 @@ async fn all_subscriptions_filters_and_sorts() {
     assert_eq!(p2["allSubscriptions"]["pageInfo"]["hasNextPage"], false);
     assert_eq!(error_code(&f.app.gql(Some(&budi.token), q, json!({})).await), "FORBIDDEN");
 }
+
+/// `checkoutPreview` against what `subscribe` then does, for success and each failure reason.
+#[tokio::test]
+async fn checkout_preview_agrees_with_subscribe() {
+    let f = fixture(1).await;
+    let at = Some(f.admin.token.as_str());
+    let user = f.app.register("Budi").await;
+    let ut = Some(user.token.as_str());
+    let preview = "query($p: ID!, $c: String) { checkoutPreview(planId: $p, couponCode: $c) { cost balance balanceAfter shortfall ok reason plan { planType } } }";
+    let subscribe = "mutation($p: ID!) { subscribe(input: { planId: $p }) { id transactions { amount } } }";
+    let app = &f.app;
+    let look =
+        |plan: String| async move { app.gql_ok(ut, preview, json!({ "p": plan })).await["checkoutPreview"].clone() };
+
+    give_credit(&f.app, &f.admin, &user, 20_000).await;
+    let p = look(f.plan("BASIC").to_string()).await;
+    assert_eq!(
+        p,
+        json!({ "cost": 30_000, "balance": 20_000, "balanceAfter": -10_000, "shortfall": 10_000, "ok": false, "reason": "INSUFFICIENT_CREDIT", "plan": { "planType": "BASIC" } })
+    );
+    assert_eq!(error_code(&f.app.gql(ut, subscribe, json!({ "p": f.plan("BASIC") })).await), "INSUFFICIENT_CREDIT");
+
+    let v = f.app.gql_ok(ut, preview, json!({ "p": f.plan("BASIC"), "c": "WELCOME" })).await;
+    assert_eq!(v["checkoutPreview"]["reason"], "COUPON_INVALID", "no coupon is valid yet");
+
+    give_credit(&f.app, &f.admin, &user, 10_000).await;
+    let p = look(f.plan("BASIC").to_string()).await;
+    assert_eq!(
+        (p["ok"].as_bool(), p["balanceAfter"].as_i64(), p["shortfall"].as_i64()),
+        (Some(true), Some(0), Some(0))
+    );
+    let v = f.app.gql_ok(ut, subscribe, json!({ "p": f.plan("BASIC") })).await;
+    assert_eq!(v["subscribe"]["transactions"][0]["amount"], p["cost"], "charged what the preview said");
+    assert_eq!(balance(&f.app, &user).await, 0, "the balance the preview said");
+
+    let p = look(f.plan("PRO").to_string()).await;
+    assert_eq!(p["reason"], "ALREADY_SUBSCRIBED");
+    assert_eq!(error_code(&f.app.gql(ut, subscribe, json!({ "p": f.plan("PRO") })).await), "CONFLICT");
+
+    // Quota: another user fills the one BASIC slot of a second service.
+    let (_, two) = create_service(&f.app, &f.admin, "app-two", 1).await;
+    let other = f.app.register("Siti").await;
+    f.app.gql_ok(Some(&other.token), subscribe, json!({ "p": two[0].1 })).await;
+    assert_eq!(look(two[0].1.clone()).await["reason"], "QUOTA_EXHAUSTED");
+    assert_eq!(error_code(&f.app.gql(ut, subscribe, json!({ "p": two[0].1 })).await), "QUOTA_EXHAUSTED");
+
+    // An inactive plan.
+    let q = "mutation($id: ID!) { updatePlan(id: $id, input: { isActive: false }) { id } }";
+    f.app.gql_ok(at, q, json!({ "id": two[1].1 })).await;
+    assert_eq!(look(two[1].1.clone()).await["reason"], "PLAN_UNAVAILABLE");
+    assert_eq!(error_code(&f.app.gql(ut, subscribe, json!({ "p": two[1].1 })).await), "NOT_FOUND");
+    assert_eq!(error_code(&f.app.gql(None, preview, json!({ "p": two[1].1 })).await), "UNAUTHENTICATED");
+}

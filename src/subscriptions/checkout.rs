@@ -1,0 +1,74 @@
+//! `checkoutPreview`: what `subscribe` would do now, without writing anything. The checks run
+//! in the order `subscribe` meets them (plan, one per service, credit, quota), so the first
+//! reason given is the error `subscribe` would answer.
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use super::{SubscriptionStatus, entity::subscription};
+use crate::{
+    catalog::entity::{plan, service as catalog_service},
+    error::{AppError, AppResult},
+};
+
+/// Why a checkout would be refused; each matches the error code `subscribe` answers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum CheckoutBlock {
+    /// The plan or its service is not offered (NOT_FOUND).
+    PlanUnavailable,
+    /// The user already has a live subscription to this service (CONFLICT).
+    AlreadySubscribed,
+    /// The balance does not cover the first period (INSUFFICIENT_CREDIT).
+    InsufficientCredit,
+    /// Every slot of the plan is taken (QUOTA_EXHAUSTED).
+    QuotaExhausted,
+    /// The coupon code is not valid (coupons are not offered yet).
+    CouponInvalid,
+}
+
+pub struct Preview {
+    pub plan: plan::Model,
+    pub cost: i64,
+    pub balance: i64,
+    pub block: Option<CheckoutBlock>,
+}
+
+impl Preview {
+    pub fn balance_after(&self) -> i64 {
+        self.balance - self.cost
+    }
+
+    pub fn shortfall(&self) -> i64 {
+        Ord::max(self.cost - self.balance, 0)
+    }
+}
+
+pub async fn preview(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    plan_id: i64,
+    coupon: Option<&str>,
+) -> AppResult<Preview> {
+    let plan = plan::Entity::find_by_id(plan_id).one(db).await?.ok_or(AppError::NotFound("plan"))?;
+    let offered = plan.is_active
+        && catalog_service::Entity::find_by_id(plan.service_id).one(db).await?.is_some_and(|s| s.is_visible());
+    let live = subscription::owned_by(user_id)
+        .filter(subscription::Column::ServiceId.eq(plan.service_id))
+        .filter(subscription::Column::Status.is_not_in([SubscriptionStatus::Cancelled, SubscriptionStatus::Expired]))
+        .count(db)
+        .await?;
+    let balance = crate::users::service::get(db, user_id).await?.balance;
+    let cost = plan.monthly_price;
+    let block = if !offered {
+        Some(CheckoutBlock::PlanUnavailable)
+    } else if coupon.is_some_and(|c| !c.trim().is_empty()) {
+        Some(CheckoutBlock::CouponInvalid)
+    } else if live > 0 {
+        Some(CheckoutBlock::AlreadySubscribed)
+    } else if balance < cost {
+        Some(CheckoutBlock::InsufficientCredit)
+    } else if plan.available_quota() == 0 {
+        Some(CheckoutBlock::QuotaExhausted)
+    } else {
+        None
+    };
+    Ok(Preview { plan, cost, balance, block })
+}
