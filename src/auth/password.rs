@@ -10,6 +10,10 @@ use tokio::sync::Semaphore;
 
 use crate::error::{AppError, AppResult};
 
+/// Stored instead of a hash for accounts without a password (invited, not yet accepted;
+/// anonymized): not a PHC string, so no password verifies against it.
+pub const NO_PASSWORD: &str = "!no-password";
+
 #[derive(Clone)]
 pub struct PasswordHasherPool {
     permits: Arc<Semaphore>,
@@ -76,5 +80,7 @@ mod tests {
         assert!(pool.verify("correct horse", Some(&h)).await.unwrap());
         assert!(!pool.verify("wrong horse", Some(&h)).await.unwrap());
         assert!(!pool.verify("anything", None).await.unwrap());
+        assert!(!pool.verify("", Some(NO_PASSWORD)).await.unwrap());
+        assert!(!pool.verify(NO_PASSWORD, Some(NO_PASSWORD)).await.unwrap());
     }
 }
