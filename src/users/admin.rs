@@ -150,8 +150,9 @@ pub async fn anonymize(state: &AppState, admin: Viewer, user_id: i64, reason: &s
     }
     let now = state.now();
     let tx = state.db.begin().await?;
-    // Locked first (PostgreSQL): a subscription inserted meanwhile waits on this row's key
-    // lock, so the live-subscription count below cannot be outdated by one in flight.
+    // Locked first (PostgreSQL): a subscription insert still in flight holds a key-share lock
+    // on this row, so we wait for it and count it below. (One that starts after this lock waits
+    // and lands after the commit; `subscribe` checking the owner under the lock would close that.)
     let user =
         users::Entity::find_by_id(user_id).lock_exclusive().one(&*tx).await?.ok_or(AppError::NotFound("user"))?;
     if user.anonymized_at.is_some() {
