@@ -37,6 +37,8 @@ pub async fn create_users(state: &minispod_gateway::state::AppState, n: usize) -
             password_hash: "not-a-login".into(),
             phone: None,
             role: Role::User,
+            must_change_password: false,
+            avatar: None,
         };
         ids.push(users::create_user(state, input, &state.db.conn).await?.id);
     }

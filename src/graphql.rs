@@ -29,6 +29,8 @@ pub struct QueryRoot(
     crate::cluster::graphql::ClusterQuery,
     crate::reports::graphql::ReportQuery,
     crate::notifications::graphql::NotificationQuery,
+    crate::billing::admin_graphql::WalletAdminQuery,
+    crate::subscriptions::subscribers::PlanSubscribersQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     crate::jobs::graphql::JobMutation,
     crate::instances::graphql::InstanceMutation,
     crate::notifications::graphql::NotificationMutation,
+    crate::users::admin_graphql::AdminUserMutation,
 );
 
 #[derive(MergedSubscription, Default)]

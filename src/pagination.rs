@@ -9,6 +9,22 @@ use crate::error::{AppError, AppResult};
 
 const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// The one sort direction of every sortable list.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+impl SortDirection {
+    pub fn order(self) -> sea_orm::Order {
+        match self {
+            Self::Asc => sea_orm::Order::Asc,
+            Self::Desc => sea_orm::Order::Desc,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct PageArgs {
     pub first: u64,

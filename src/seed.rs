@@ -127,6 +127,8 @@ pub async fn ensure_admin(state: &AppState) -> AppResult<()> {
         password_hash: user_service::hash_password(state, &Password::parse(&password, "password")?).await?,
         phone: None,
         role: Role::Administrator,
+        must_change_password: false,
+        avatar: None,
     };
     let tx = state.db.begin().await?;
     user_service::create_user(state, input, &*tx).await?;
@@ -251,6 +253,8 @@ pub async fn seed_demo(state: &AppState) -> AppResult<()> {
             password_hash: user_service::hash_password(state, &Password::parse(&u.password, "password")?).await?,
             phone: u.phone.as_deref().map(Phone::parse).transpose()?,
             role: Role::User,
+            must_change_password: false,
+            avatar: None,
         };
         let tx = state.db.begin().await?;
         let user = user_service::create_user(state, input, &*tx).await?;

@@ -50,6 +50,12 @@ impl AuthMutation {
         Ok(AuthPayload(service::login(ctx.state(), &email, &password, ctx.client_ip()).await?))
     }
 
+    /// Sets the first password of an invited account and signs in. The invitation token works
+    /// once and for 7 days; a used, expired or unknown token is BAD_USER_INPUT on `token`.
+    async fn accept_invitation(&self, ctx: &Context<'_>, token: String, password: String) -> Result<AuthPayload> {
+        Ok(AuthPayload(service::accept_invitation(ctx.state(), &token, &password).await?))
+    }
+
     /// Rotates: the refresh token passed in stops working.
     async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
         Ok(AuthPayload(service::refresh(ctx.state(), &refresh_token).await?))

@@ -10,6 +10,10 @@ use tokio::sync::Semaphore;
 
 use crate::error::{AppError, AppResult};
 
+/// Stored instead of a hash for accounts without a password (invited, not yet accepted;
+/// anonymized): not a PHC string, so no password verifies against it.
+pub const NO_PASSWORD: &str = "!no-password";
+
 #[derive(Clone)]
 pub struct PasswordHasherPool {
     permits: Arc<Semaphore>,
@@ -49,13 +53,16 @@ impl PasswordHasherPool {
         tokio::task::spawn_blocking(move || hash_blocking(&password)).await.map_err(AppError::internal)?
     }
 
-    /// Verifies against `hash`, or against the dummy hash when there is none (unknown user).
+    /// Verifies against `hash`, or against the dummy hash when there is none (unknown user, or an
+    /// account without a password).
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> AppResult<bool> {
         let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
         let password = password.to_string();
+        // An account without a password costs a real verification too, so the time of a
+        // failed login does not tell invited or anonymized accounts from others.
         let (hash, real) = match hash {
-            Some(h) => (h.to_string(), true),
-            None => (self.dummy_hash.as_ref().clone(), false),
+            Some(h) if h != NO_PASSWORD => (h.to_string(), true),
+            _ => (self.dummy_hash.as_ref().clone(), false),
         };
         let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
             .await
@@ -76,5 +83,7 @@ mod tests {
         assert!(pool.verify("correct horse", Some(&h)).await.unwrap());
         assert!(!pool.verify("wrong horse", Some(&h)).await.unwrap());
         assert!(!pool.verify("anything", None).await.unwrap());
+        assert!(!pool.verify("", Some(NO_PASSWORD)).await.unwrap());
+        assert!(!pool.verify(NO_PASSWORD, Some(NO_PASSWORD)).await.unwrap());
     }
 }

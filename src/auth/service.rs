@@ -63,6 +63,8 @@ pub async fn register(state: &AppState, input: Registration<'_>, ip: Option<&str
         password_hash: user_service::hash_password(state, &Password::parse(input.password, "password")?).await?,
         phone: input.phone.filter(|p| !p.trim().is_empty()).map(Phone::parse).transpose()?,
         role: Role::User,
+        must_change_password: false,
+        avatar: None,
     };
     let tx = state.db.begin().await?;
     let user = user_service::create_user(state, new_user, &*tx).await?;
@@ -83,6 +85,31 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: Option<&st
         _ => return Err(bad_credentials()),
     };
     let tx = state.db.begin().await?;
+    let payload = issue_session(state, &*tx, user, None).await?;
+    tx.commit().await?;
+    Ok(payload)
+}
+
+/// Redeems an invitation: sets the first password and signs the user in. The token works once
+/// and until it expires; one refusal covers unknown, used and expired tokens, and accounts
+/// deactivated or anonymized since the invitation.
+#[tracing::instrument(skip_all)]
+pub async fn accept_invitation(state: &AppState, token: &str, password: &str) -> AppResult<AuthPayload> {
+    let password = Password::parse(password, "password")?;
+    // Hashed before the transaction (argon2 is slow); wasted only on a bad token.
+    let hash = state.auth.hasher.hash(password.expose()).await?;
+    let now = state.now();
+    let tx = state.db.begin().await?;
+    let user_id = crate::users::invitations::redeem(&*tx, token, now).await?;
+    let user = user_service::get(&*tx, user_id).await?;
+    if !user.is_active || user.anonymized_at.is_some() {
+        return Err(crate::users::invitations::unusable());
+    }
+    let mut active: users::ActiveModel = user.into();
+    active.password_hash = Set(hash);
+    active.must_change_password = Set(false);
+    active.updated_at = Set(now);
+    let user = active.update(&*tx).await?;
     let payload = issue_session(state, &*tx, user, None).await?;
     tx.commit().await?;
     Ok(payload)
@@ -204,6 +231,7 @@ pub async fn change_password(state: &AppState, viewer: Viewer, current: &str, ne
     let tx = state.db.begin().await?;
     users::Entity::update_many()
         .col_expr(users::Column::PasswordHash, Expr::value(hash))
+        .col_expr(users::Column::MustChangePassword, Expr::value(false))
         .col_expr(users::Column::UpdatedAt, Expr::value(state.now()))
         .filter(users::Column::Id.eq(viewer.id))
         .exec(&*tx)

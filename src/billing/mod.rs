@@ -1,8 +1,10 @@
 //! Billing: the wallet balance and its ledger. Balances change only through `service::credit`
 //! and `service::debit` (conditional updates plus one ledger row, in the caller's transaction).
+pub mod admin_graphql;
 pub mod entity;
 pub mod graphql;
 pub mod hub;
+pub mod overview;
 pub mod service;
 
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};

@@ -266,7 +266,7 @@ impl SubscriptionQuery {
             user_id: id(user_id, "user")?,
             service_id: id(f.service_id, "service")?,
             plan_id: id(f.plan_id, "plan")?,
-            user_search: crate::text::search_pattern(f.search.as_deref())?,
+            user_search: f.search,
             created_from: f.created_from,
             created_to: f.created_to,
         };
@@ -343,8 +343,8 @@ pub struct SubscriptionFilter {
 #[derive(InputObject)]
 pub struct SubscriptionSort {
     field: service::SubscriptionSortField,
-    #[graphql(default_with = "service::SortDirection::Desc")]
-    direction: service::SortDirection,
+    #[graphql(default_with = "crate::pagination::SortDirection::Desc")]
+    direction: crate::pagination::SortDirection,
 }
 
 #[derive(Default)]

@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod loader;
 pub mod renewal;
 pub mod service;
+pub mod subscribers;
 
 use chrono::{DateTime, Months, Utc};
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
@@ -43,6 +44,11 @@ impl SubscriptionStatus {
     /// Live subscriptions hold a quota slot and block another one for the same service.
     pub fn is_live(self) -> bool {
         !matches!(self, Self::Cancelled | Self::Expired)
+    }
+
+    /// The statuses `is_live` accepts, for `status IN (…)` filters.
+    pub fn live() -> Vec<Self> {
+        <Self as sea_orm::Iterable>::iter().filter(|s| s.is_live()).collect()
     }
 }
 

@@ -734,8 +734,8 @@ pub struct ListFilter {
     pub user_id: Option<i64>,
     pub service_id: Option<i64>,
     pub plan_id: Option<i64>,
-    /// A `text::search_pattern` over the owner's name and email.
-    pub user_search: Option<sea_orm::sea_query::LikeExpr>,
+    /// Part of the owner's name or email.
+    pub user_search: Option<String>,
     pub created_from: Option<DateTime<Utc>>,
     /// Exclusive.
     pub created_to: Option<DateTime<Utc>>,
@@ -749,17 +749,11 @@ pub enum SubscriptionSortField {
     MonthlyPrice,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]
-pub enum SortDirection {
-    Asc,
-    Desc,
-}
-
 /// Newest first (keyset pages) unless `sort` asks otherwise (offset pages; ties by id).
 pub async fn list_all(
     db: &impl ConnectionTrait,
     filter: ListFilter,
-    sort: Option<(SubscriptionSortField, SortDirection)>,
+    sort: Option<(SubscriptionSortField, crate::pagination::SortDirection)>,
     args: PageArgs,
 ) -> AppResult<Page<subscription::Model>> {
     use crate::users::entity as users;
@@ -782,16 +776,9 @@ pub async fn list_all(
     if let Some(to) = filter.created_to {
         q = q.filter(subscription::Column::CreatedAt.lt(to));
     }
-    if let Some(pattern) = filter.user_search {
-        let matching = sea_orm::sea_query::Query::select()
-            .column(users::Column::Id)
-            .from(users::Entity)
-            .cond_where(
-                Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(users::Column::Name)))
-                    .like(pattern.clone())
-                    .or(Expr::col(users::Column::Email).like(pattern)),
-            )
-            .to_owned();
+    if let Some(matches) = crate::users::service::search_condition(filter.user_search.as_deref())? {
+        let matching =
+            sea_orm::sea_query::Query::select().column(users::Column::Id).from(users::Entity).cond_where(matches).to_owned();
         q = q.filter(subscription::Column::UserId.in_subquery(matching));
     }
     let total = q.clone().count(db).await?;
@@ -807,10 +794,7 @@ pub async fn list_all(
         SubscriptionSortField::EndDate => subscription::Column::PeriodEnd,
         SubscriptionSortField::MonthlyPrice => subscription::Column::MonthlyPrice,
     };
-    let order = match direction {
-        SortDirection::Asc => sea_orm::Order::Asc,
-        SortDirection::Desc => sea_orm::Order::Desc,
-    };
+    let order = direction.order();
     let rows = q
         .order_by(column, order.clone())
         .order_by(subscription::Column::Id, order)

@@ -20,6 +20,11 @@ pub struct Model {
     pub balance: i64,
     pub total_top_up: i64,
     pub total_spent: i64,
+    /// Set for an account created with a temporary password; cleared by changePassword. Clients
+    /// should send the user to a password change first (the API does not block other calls).
+    pub must_change_password: bool,
+    /// When an administrator replaced the personal data (see `users::admin::anonymize`).
+    pub anonymized_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

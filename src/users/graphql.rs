@@ -35,6 +35,15 @@ impl User {
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.created_at
     }
+    /// The account still has the temporary password an administrator set: ask for a new one
+    /// (changePassword clears this).
+    async fn must_change_password(&self) -> bool {
+        self.0.must_change_password
+    }
+    /// When an administrator anonymized the account; its personal fields are placeholders.
+    async fn anonymized_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.anonymized_at
+    }
     /// Owner or administrator only (null and FORBIDDEN for others).
     async fn wallet(&self, ctx: &Context<'_>) -> Option<crate::billing::graphql::Wallet> {
         ctx.null_unless(self.owner_or_admin(ctx, "a wallet")).map(|_| crate::billing::graphql::Wallet(self.0.clone()))
@@ -121,7 +130,7 @@ impl UserQuery {
 #[derive(Default)]
 pub struct UserMutation;
 
-fn clearable<T>(
+pub(crate) fn clearable<T>(
     v: MaybeUndefined<String>,
     parse: impl FnOnce(&str) -> crate::error::AppResult<Option<T>>,
 ) -> crate::error::AppResult<Option<Option<T>>> {

@@ -1,7 +1,10 @@
 //! Users: accounts, profiles and roles. Input is parsed at the edge into types that cannot be
 //! wrong (`Email`, `Phone`, `Password`, `Name`).
+pub mod admin;
+pub mod admin_graphql;
 pub mod entity;
 pub mod graphql;
+pub mod invitations;
 pub mod service;
 
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
@@ -83,6 +86,11 @@ fn parse_domain(domain: &str) -> Result<String, AppError> {
         && ascii.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     if !ok {
         return Err(invalid());
+    }
+    // Reserved (RFC 2606) and undeliverable; anonymized accounts get addresses there, so no
+    // one can register one first and make an anonymization fail on the unique index.
+    if ascii == "invalid" || ascii.ends_with(".invalid") {
+        return Err(AppError::bad_input("email", "email addresses under .invalid cannot receive mail"));
     }
     for label in ascii.split('.') {
         if let Some(encoded) = label.strip_prefix("xn--") {
@@ -175,7 +183,17 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_validated() {
         assert_eq!(Email::parse("  Budi@Example.COM ").unwrap().as_str(), "budi@example.com");
-        for bad in ["", "budi", "budi@", "@example.com", "budi@example", "bu di@example.com", "a@b..com"] {
+        for bad in [
+            "",
+            "budi",
+            "budi@",
+            "@example.com",
+            "budi@example",
+            "bu di@example.com",
+            "a@b..com",
+            "deleted-1@anonymized.invalid",
+            "x@INVALID.invalid",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -21,9 +21,12 @@ pub struct NewUser {
     pub password_hash: String,
     pub phone: Option<Phone>,
     pub role: Role,
+    /// A temporary password set by an administrator: the user is asked to replace it.
+    pub must_change_password: bool,
+    pub avatar: Option<String>,
 }
 
-fn unique_violation(detail: &str) -> AppError {
+pub(crate) fn unique_violation(detail: &str) -> AppError {
     if detail.contains("phone") {
         AppError::Conflict("phone number is already registered".into())
     } else {
@@ -39,7 +42,7 @@ pub async fn create_user(state: &AppState, input: NewUser, db: &impl ConnectionT
         name: Set(input.name.into_inner()),
         email: Set(input.email.into_inner()),
         phone: Set(input.phone.map(Phone::into_inner)),
-        avatar: Set(None),
+        avatar: Set(input.avatar),
         password_hash: Set(input.password_hash),
         role: Set(input.role),
         is_active: Set(true),
@@ -47,6 +50,8 @@ pub async fn create_user(state: &AppState, input: NewUser, db: &impl ConnectionT
         balance: Set(0),
         total_top_up: Set(0),
         total_spent: Set(0),
+        must_change_password: Set(input.must_change_password),
+        anonymized_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -110,6 +115,15 @@ pub async fn update_profile(state: &AppState, viewer: Viewer, changes: ProfileCh
     Ok(user)
 }
 
+/// Name or email contains `search` (any case, `%` and `_` as text); None for no search.
+pub fn search_condition(search: Option<&str>) -> AppResult<Option<sea_orm::sea_query::SimpleExpr>> {
+    Ok(crate::text::search_pattern(search)?.map(|pattern| {
+        Expr::expr(sea_orm::sea_query::Func::lower(Expr::col((users::Entity, users::Column::Name))))
+            .like(pattern.clone())
+            .or(Expr::col((users::Entity, users::Column::Email)).like(pattern))
+    }))
+}
+
 pub async fn list(
     db: &impl ConnectionTrait,
     search: Option<&str>,
@@ -117,17 +131,8 @@ pub async fn list(
     args: PageArgs,
 ) -> AppResult<Page<users::Model>> {
     let mut q = users::Entity::find();
-    if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
-        // Same bound as the catalog search: a LIKE over two columns per row is not free.
-        if s.chars().count() > 100 {
-            return Err(AppError::bad_input("search", "search must be at most 100 characters"));
-        }
-        let pattern = format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], ""));
-        q = q.filter(
-            Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(users::Column::Name)))
-                .like(pattern.clone())
-                .or(users::Column::Email.like(pattern)),
-        );
+    if let Some(condition) = search_condition(search)? {
+        q = q.filter(condition);
     }
     if let Some(r) = role {
         q = q.filter(users::Column::Role.eq(r));
@@ -142,7 +147,7 @@ pub async fn list(
 
 /// Refuses a change that would leave no active administrator. On PostgreSQL the active admins
 /// are locked first, so two admins demoting each other at once cannot both succeed.
-async fn ensure_other_active_admin(db: &impl ConnectionTrait, changing: i64) -> AppResult<()> {
+pub(crate) async fn ensure_other_active_admin(db: &impl ConnectionTrait, changing: i64) -> AppResult<()> {
     let admins = users::Entity::find()
         .filter(users::Column::Role.eq(Role::Administrator))
         .filter(users::Column::IsActive.eq(true))
