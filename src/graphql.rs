@@ -27,6 +27,7 @@ pub struct QueryRoot(
     crate::instances::graphql::InstanceQuery,
     crate::cluster::graphql::ClusterQuery,
     crate::reports::graphql::ReportQuery,
+    crate::reports::analytics::AnalyticsQuery,
     crate::notifications::graphql::NotificationQuery,
 );
 
