@@ -1,11 +1,12 @@
 //! Analytics: indexes for the admin reports, and `job_runs` (each job's last pass, shared by
 //! all replicas).
 //!
-//! The reports aggregate COMPLETED ledger rows by `completed_at`: `revenue` sums `amount` per
-//! bucket and `type` (and per service through `subscription_id`), `topSpenders` per `user_id`.
-//! With `(status, completed_at)` leading, each bucket is one contiguous range of the index; the
-//! trailing columns make it covering, so neither database reads the table's rows (1,000,000
-//! ledger rows: a 90-day range is ~250,000 index entries, not 250,000 random heap reads).
+//! The reports aggregate COMPLETED ledger rows of some kinds by `completed_at`: `revenue` sums
+//! `amount` per bucket and `type` (and per service through `subscription_id`), `topSpenders`
+//! per `user_id`. With `(status, type, completed_at)` leading, each (bucket, kind) sum is one
+//! contiguous range of the index, and a range over a few kinds is a few ranges; the trailing
+//! columns make it covering, so neither database reads the table's rows (1,000,000 ledger rows:
+//! a 90-day range is ~250,000 index entries, not 250,000 random heap reads).
 //! SQLite has no `INCLUDE`, so the covered columns are plain trailing key columns, and the same
 //! statement serves both databases; PostgreSQL needs the visibility map current (autovacuum)
 //! for its index-only scans. The old `(status, created_at)` index stays for the top-up lists.
@@ -30,7 +31,7 @@ enum JobRuns {
 const INDEXES: [(&str, &str); 3] = [
     (
         "idx_transactions_completed_cover",
-        "ON transactions (status, completed_at, type, user_id, subscription_id, amount)",
+        "ON transactions (status, type, completed_at, amount, user_id, subscription_id)",
     ),
     // userGrowth's new users per bucket: a range of created_at.
     ("idx_users_created", "ON users (created_at)"),

@@ -5,7 +5,7 @@ use sea_orm::ConnectionTrait;
 
 use super::{
     period::{self, Bucket, Span},
-    sql::{CHARGES, Query, completed, int, list},
+    sql::{CHARGES, Query, completed, int, list, lit},
 };
 use crate::{billing::TransactionType, error::AppResult};
 
@@ -58,18 +58,6 @@ pub struct Revenue {
     pub by_service: Vec<ServiceRevenue>,
 }
 
-/// The kinds a revenue series reports (ADMIN_ADJUSTMENT is neither revenue nor payment).
-fn kinds() -> String {
-    list([
-        TransactionType::Subscription,
-        TransactionType::Upgrade,
-        TransactionType::Renewal,
-        TransactionType::Refund,
-        TransactionType::TopUp,
-        TransactionType::Reversal,
-    ])
-}
-
 #[tracing::instrument(skip_all, err)]
 pub async fn revenue(
     db: &impl ConnectionTrait,
@@ -84,26 +72,42 @@ pub async fn revenue(
     Ok(Revenue { series, by_service })
 }
 
-/// One `SUM` per (bucket, kind). `CROSS JOIN` fixes the join order on SQLite (the bucket list
-/// drives one range scan of `idx_transactions_completed_cover` per bucket); PostgreSQL plans it
-/// as an inner join and picks the same nested loop.
+/// The kinds of a series, in `Totals` order.
+const SERIES: [(TransactionType, &str); 6] = [
+    (TransactionType::Subscription, "subscription_charges"),
+    (TransactionType::Upgrade, "upgrades"),
+    (TransactionType::Renewal, "renewals"),
+    (TransactionType::Refund, "refunds"),
+    (TransactionType::TopUp, "top_ups"),
+    (TransactionType::Reversal, "reversals"),
+];
+
+/// One correlated `SUM` per bucket and kind: each is one contiguous range of
+/// `idx_transactions_completed_cover` (status, type, completed_at, amount, …), read without
+/// touching the table, and the correlation makes both databases run them as nested lookups
+/// (a join on a range condition may otherwise be planned as a scan of the whole ledger).
 async fn series(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<Totals>> {
     let mut q = Query::default();
     let buckets = q.buckets(spans);
-    let sql = format!(
-        "WITH {buckets} SELECT b.idx AS idx, t.type AS kind, CAST(SUM(t.amount) AS BIGINT) AS total \
-         FROM b CROSS JOIN transactions t \
-         WHERE t.status = {completed} AND t.completed_at >= b.lo AND t.completed_at < b.hi AND t.type IN ({kinds}) \
-         GROUP BY b.idx, t.type",
-        completed = completed(),
-        kinds = kinds(),
-    );
+    let sums: Vec<String> = SERIES
+        .iter()
+        .map(|(kind, name)| {
+            format!(
+                "(SELECT CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM transactions t \
+                 WHERE t.status = {completed} AND t.type = {kind} AND t.completed_at >= b.lo AND t.completed_at < b.hi) AS {name}",
+                completed = completed(),
+                kind = lit(*kind),
+            )
+        })
+        .collect();
+    let sql = format!("WITH {buckets} SELECT b.idx AS idx, {} FROM b ORDER BY b.idx", sums.join(", "));
     let mut out = vec![Totals::default(); spans.len()];
     for row in q.all(db, &sql).await? {
         let idx = int(&row, "idx")?;
-        let kind: TransactionType = row.try_get("", "kind")?;
         if let Some(t) = usize::try_from(idx).ok().and_then(|i| out.get_mut(i)) {
-            t.set(kind, int(&row, "total")?);
+            for (kind, name) in SERIES {
+                t.set(kind, int(&row, name)?);
+            }
         }
     }
     Ok(out)
@@ -118,11 +122,15 @@ async fn by_service(
 ) -> AppResult<Vec<ServiceRevenue>> {
     let mut q = Query::default();
     let (lo, hi) = (q.bind(from), q.bind(to));
+    // Summed per subscription first (an index-only scan), so the join meets thousands of groups
+    // rather than every ledger row of the range.
     let sql = format!(
-        "SELECT sv.id AS service_id, sv.name AS name, t.type AS kind, CAST(SUM(t.amount) AS BIGINT) AS total \
-         FROM transactions t JOIN subscriptions s ON s.id = t.subscription_id JOIN services sv ON sv.id = s.service_id \
-         WHERE t.status = {completed} AND t.completed_at >= {lo} AND t.completed_at < {hi} AND t.type IN ({kinds}) \
-         GROUP BY sv.id, sv.name, t.type ORDER BY sv.name, sv.id",
+        "WITH per_sub AS (SELECT t.subscription_id AS sid, t.type AS kind, SUM(t.amount) AS total FROM transactions t \
+           WHERE t.status = {completed} AND t.type IN ({kinds}) AND t.completed_at >= {lo} AND t.completed_at < {hi} \
+           AND t.subscription_id IS NOT NULL GROUP BY t.subscription_id, t.type) \
+         SELECT sv.id AS service_id, sv.name AS name, p.kind AS kind, CAST(SUM(p.total) AS BIGINT) AS total \
+         FROM per_sub p JOIN subscriptions s ON s.id = p.sid JOIN services sv ON sv.id = s.service_id \
+         GROUP BY sv.id, sv.name, p.kind ORDER BY sv.name, sv.id",
         completed = completed(),
         kinds = list(CHARGES.into_iter().chain([TransactionType::Refund])),
     );

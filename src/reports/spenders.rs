@@ -39,7 +39,7 @@ pub async fn top_spenders(
     let mut q = Query::default();
     let (lo, hi, limit) = (q.bind(from), q.bind(to), q.bind(i64::from(first)));
     let refund = lit(TransactionType::Refund);
-    // The aggregate reads only the covering index (status, completed_at, type, user_id, …);
+    // The aggregate reads only the covering index (status, type, completed_at, amount, user_id…);
     // users are joined for the few rows that remain.
     let sql = format!(
         "WITH spent AS (SELECT t.user_id AS user_id, \

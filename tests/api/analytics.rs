@@ -153,6 +153,8 @@ async fn ledger() -> Ledger {
     set_created(app, &a, "2026-03-01T10:00:00Z").await;
     set_created(app, &b, "2026-03-31T20:00:00Z").await; // 1 April in Jakarta
     set_created(app, &c, "2026-03-15T00:00:00Z").await;
+    // The administrator is no customer: registered in March too, never a new user.
+    set_created(app, &f.admin, "2026-03-05T00:00:00Z").await;
     let one = f.service_id.clone();
     let s1 = add_subscription(app, &a, &one, f.plan("BASIC"), SS::Active, 30_000, "2026-03-10T05:00:00Z", None).await;
     let s2 = add_subscription(
@@ -327,8 +329,8 @@ async fn user_growth_counts_new_users_distinct_subscribers_and_churn() {
             .collect()
     };
     // UTC. March: A, B (31st, 20:00), C registered; A (two subscriptions: counted once) and C
-    // subscribed; S3 expired. April: A, and B from the 15th; S2 cancelled. The administrator
-    // (registered today) is no customer, and outside the range anyway.
+    // subscribed; S3 expired. April: A, and B from the 15th; S2 cancelled. The administrator,
+    // also registered in March, is not counted.
     let utc =
         analytics(&l, q, json!({ "from": "2026-03-01T00:00:00Z", "to": "2026-05-01T00:00:00Z", "tz": "UTC" })).await;
     assert_eq!(rows(&utc), [("2026-03-01".into(), 3, 2, 1), ("2026-04-01".into(), 0, 2, 1)], "{utc}");
