@@ -28,6 +28,7 @@ pub struct QueryRoot(
     crate::instances::graphql::InstanceQuery,
     crate::cluster::graphql::ClusterQuery,
     crate::reports::graphql::ReportQuery,
+    crate::reports::analytics::AnalyticsQuery,
     crate::notifications::graphql::NotificationQuery,
     crate::billing::admin_graphql::WalletAdminQuery,
     crate::subscriptions::subscribers::PlanSubscribersQuery,

@@ -10,6 +10,7 @@ mod m20261124_000004_subscriptions;
 mod m20261201_000005_idempotency_fingerprint;
 mod m20261201_000005_provisioning;
 mod m20261202_000006_notifications;
+mod m20261202_000007_analytics_indexes;
 mod m20261202_000008_admin_users;
 mod m20261202_000009_refunds;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_idempotency_fingerprint::Migration),
             Box::new(m20261201_000005_provisioning::Migration),
             Box::new(m20261202_000006_notifications::Migration),
+            Box::new(m20261202_000007_analytics_indexes::Migration),
             Box::new(m20261202_000008_admin_users::Migration),
             Box::new(m20261202_000009_refunds::Migration),
         ]

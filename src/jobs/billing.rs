@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::Duration as Days;
 use tokio::task::JoinHandle;
 
-use super::payments;
+use super::{payments, runs};
 use crate::{
     error::AppResult,
     state::AppState,
@@ -70,12 +70,23 @@ impl BillingJob {
 }
 
 /// Runs one job now (the periodic runners and `runBillingJob` alike), recording the pass in the
-/// job metrics.
+/// job metrics and as the job's last run in `job_runs` (read by the admin's `billingStatus`).
 pub async fn run(state: &AppState, job: BillingJob) -> AppResult<JobReport> {
     let started = std::time::Instant::now();
+    let started_at = state.now();
     let result = run_pass(state, job).await;
     let items = result.as_ref().ok().map(|r| (r.succeeded, r.failed));
-    state.metrics.job_run(job.label(), items, started.elapsed(), state.now().timestamp());
+    let finished_at = state.now();
+    state.metrics.job_run(job.label(), items, started.elapsed(), finished_at.timestamp());
+    let outcome = match &result {
+        Ok(r) => Ok((r.processed, r.succeeded, r.failed)),
+        Err(e) => Err(format!("{}: {e}", e.code())),
+    };
+    let recorded = runs::Run { job: job.label(), started_at, finished_at, result: outcome };
+    // The pass is done either way; failing to note it must not turn it into an error.
+    if let Err(e) = runs::record(&state.db.conn, recorded).await {
+        tracing::warn!(job = job.label(), error = %e, "could not record the job run");
+    }
     result
 }
 

@@ -2,6 +2,7 @@
 pub mod billing;
 pub mod graphql;
 pub mod payments;
+pub mod runs;
 
 use std::{future::Future, time::Duration};
 

@@ -777,8 +777,11 @@ pub async fn list_all(
         q = q.filter(subscription::Column::CreatedAt.lt(to));
     }
     if let Some(matches) = crate::users::service::search_condition(filter.user_search.as_deref())? {
-        let matching =
-            sea_orm::sea_query::Query::select().column(users::Column::Id).from(users::Entity).cond_where(matches).to_owned();
+        let matching = sea_orm::sea_query::Query::select()
+            .column(users::Column::Id)
+            .from(users::Entity)
+            .cond_where(matches)
+            .to_owned();
         q = q.filter(subscription::Column::UserId.in_subquery(matching));
     }
     let total = q.clone().count(db).await?;

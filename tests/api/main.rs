@@ -5,6 +5,7 @@
 mod support;
 
 mod admin_users;
+mod analytics;
 mod auth;
 mod billing_jobs;
 mod catalog;
