@@ -145,6 +145,20 @@ impl Wallet {
     async fn total_spent(&self) -> i64 {
         self.0.total_spent
     }
+    /// This wallet's spending (charges, refunds) and top-ups per calendar month of `[from, to)`
+    /// in `timeZone` (IANA, default Asia/Jakarta), and spending per service over the range.
+    async fn statistics(
+        &self,
+        ctx: &Context<'_>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        time_zone: Option<String>,
+    ) -> Result<crate::reports::analytics::RevenueReport> {
+        use crate::reports::{period, revenue};
+        let tz = period::zone(time_zone.as_deref())?;
+        let db = &ctx.state().db.conn;
+        Ok(revenue::revenue(db, from, to, period::Bucket::Month, tz, Some(self.0.id)).await?.into())
+    }
     /// Newest first.
     async fn transactions(
         &self,

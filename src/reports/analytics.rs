@@ -108,6 +108,27 @@ pub struct RevenueReport {
     by_service: Vec<ServiceRevenue>,
 }
 
+impl From<revenue::Revenue> for RevenueReport {
+    fn from(r: revenue::Revenue) -> Self {
+        Self {
+            series: r
+                .series
+                .into_iter()
+                .map(|p| RevenuePoint { span: p.span.into(), totals: p.totals.into() })
+                .collect(),
+            by_service: r
+                .by_service
+                .into_iter()
+                .map(|s| ServiceRevenue {
+                    service_id: ID(s.service_id.to_string()),
+                    name: s.name,
+                    totals: s.totals.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct GrowthPoint {
     #[graphql(flatten)]
@@ -278,23 +299,7 @@ impl Analytics {
         time_zone: Option<String>,
     ) -> Result<RevenueReport> {
         let tz = period::zone(time_zone.as_deref())?;
-        let r = revenue::revenue(&ctx.state().db.conn, from, to, bucket, tz).await?;
-        Ok(RevenueReport {
-            series: r
-                .series
-                .into_iter()
-                .map(|p| RevenuePoint { span: p.span.into(), totals: p.totals.into() })
-                .collect(),
-            by_service: r
-                .by_service
-                .into_iter()
-                .map(|s| ServiceRevenue {
-                    service_id: ID(s.service_id.to_string()),
-                    name: s.name,
-                    totals: s.totals.into(),
-                })
-                .collect(),
-        })
+        Ok(revenue::revenue(&ctx.state().db.conn, from, to, bucket, tz, None).await?.into())
     }
 
     /// New users, active subscribers and churned subscriptions per bucket (limits as `revenue`).

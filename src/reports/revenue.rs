@@ -65,9 +65,10 @@ pub async fn revenue(
     to: DateTime<Utc>,
     bucket: Bucket,
     tz: chrono_tz::Tz,
+    owner: Option<i64>,
 ) -> AppResult<Revenue> {
     let spans = period::spans(from, to, bucket, tz)?;
-    let (series, by_service) = futures::try_join!(series(db, &spans), by_service(db, from, to))?;
+    let (series, by_service) = futures::try_join!(series(db, &spans, owner), by_service(db, from, to, owner))?;
     let series = spans.into_iter().zip(series).map(|(span, totals)| Point { span, totals }).collect();
     Ok(Revenue { series, by_service })
 }
@@ -86,15 +87,16 @@ const SERIES: [(TransactionType, &str); 6] = [
 /// `idx_transactions_completed_cover` (status, type, completed_at, amount, …), read without
 /// touching the table, and the correlation makes both databases run them as nested lookups
 /// (a join on a range condition may otherwise be planned as a scan of the whole ledger).
-async fn series(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<Totals>> {
+async fn series(db: &impl ConnectionTrait, spans: &[Span], owner: Option<i64>) -> AppResult<Vec<Totals>> {
     let mut q = Query::default();
     let buckets = q.buckets(spans);
+    let of_owner = owner_clause(&mut q, owner);
     let sums: Vec<String> = SERIES
         .iter()
         .map(|(kind, name)| {
             format!(
                 "(SELECT CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM transactions t \
-                 WHERE t.status = {completed} AND t.type = {kind} AND t.completed_at >= b.lo AND t.completed_at < b.hi) AS {name}",
+                 WHERE t.status = {completed} AND t.type = {kind} AND t.completed_at >= b.lo AND t.completed_at < b.hi{of_owner}) AS {name}",
                 completed = completed(),
                 kind = lit(*kind),
             )
@@ -113,21 +115,28 @@ async fn series(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<Tota
     Ok(out)
 }
 
+/// `AND t.user_id = $n` for one user's figures (their wallet's statistics), else nothing.
+fn owner_clause(q: &mut Query, owner: Option<i64>) -> String {
+    owner.map(|u| format!(" AND t.user_id = {}", q.bind(u))).unwrap_or_default()
+}
+
 /// Charges and refunds per service: ledger row → its subscription → the subscription's service
 /// (a subscription's plan always belongs to that service, so the plan adds nothing).
 async fn by_service(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    owner: Option<i64>,
 ) -> AppResult<Vec<ServiceRevenue>> {
     let mut q = Query::default();
     let (lo, hi) = (q.bind(from), q.bind(to));
+    let of_owner = owner_clause(&mut q, owner);
     // Summed per subscription first (an index-only scan), so the join meets thousands of groups
     // rather than every ledger row of the range.
     let sql = format!(
         "WITH per_sub AS (SELECT t.subscription_id AS sid, t.type AS kind, SUM(t.amount) AS total FROM transactions t \
            WHERE t.status = {completed} AND t.type IN ({kinds}) AND t.completed_at >= {lo} AND t.completed_at < {hi} \
-           AND t.subscription_id IS NOT NULL GROUP BY t.subscription_id, t.type) \
+           AND t.subscription_id IS NOT NULL{of_owner} GROUP BY t.subscription_id, t.type) \
          SELECT sv.id AS service_id, sv.name AS name, p.kind AS kind, CAST(SUM(p.total) AS BIGINT) AS total \
          FROM per_sub p JOIN subscriptions s ON s.id = p.sid JOIN services sv ON sv.id = s.service_id \
          GROUP BY sv.id, sv.name, p.kind ORDER BY sv.name, sv.id",

@@ -301,3 +301,33 @@ async fn checkout_preview_agrees_with_subscribe() {
     assert_eq!(error_code(&f.app.gql(ut, subscribe, json!({ "p": two[1].1 })).await), "NOT_FOUND");
     assert_eq!(error_code(&f.app.gql(None, preview, json!({ "p": two[1].1 })).await), "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn wallet_statistics_are_the_owners_spending_per_month_and_service() {
+    use chrono::{Datelike, TimeZone};
+    let f = fixture(5).await;
+    let at = Some(f.admin.token.as_str());
+    let (user, sub) = pro_subscriber(&f, 100_000).await;
+    let (other, _) = pro_subscriber(&f, 200_000).await;
+    let charge = sub["transactions"][0]["id"].clone();
+    f.app.gql_ok(at, REFUND, json!({ "t": charge, "a": 10_000, "r": "outage" })).await;
+    let now = chrono::Utc::now();
+    let from = chrono::Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).unwrap();
+    let to = from.checked_add_months(chrono::Months::new(1)).unwrap();
+    let q = "query($f: DateTime!, $t: DateTime!) { wallet { statistics(from: $f, to: $t, timeZone: \"UTC\") { series { label subscriptionCharges refunds netRevenue topUps } byService { name netRevenue } } } }";
+    let v = f.app.gql_ok(Some(&user.token), q, json!({ "f": from, "t": to })).await;
+    let s = &v["wallet"]["statistics"];
+    assert_eq!(s["series"].as_array().unwrap().len(), 1, "{s}");
+    let month = &s["series"][0];
+    assert_eq!(
+        (month["subscriptionCharges"].as_i64(), month["refunds"].as_i64()),
+        (Some(90_000), Some(10_000)),
+        "only the owner's rows: {s}"
+    );
+    assert_eq!(month["netRevenue"], 80_000);
+    assert_eq!(s["byService"], json!([{ "name": "app-one", "netRevenue": 80_000 }]));
+    let v = f.app.gql_ok(Some(&other.token), q, json!({ "f": from, "t": to })).await;
+    assert_eq!(v["wallet"]["statistics"]["series"][0]["refunds"], 0);
+    let bad = f.app.gql(Some(&user.token), q, json!({ "f": to, "t": from })).await;
+    assert_eq!(error_code(&bad), "BAD_USER_INPUT");
+}
