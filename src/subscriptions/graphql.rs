@@ -165,10 +165,35 @@ impl Subscription {
             })
             .collect())
     }
+    /// The billing tab: days left in the period, the next charge, and each upgrade's price now.
+    async fn billing(&self, ctx: &Context<'_>) -> Result<SubscriptionBilling> {
+        let now = ctx.state().now();
+        let s = &self.0;
+        let renews = s.status.is_live() && s.auto_renew;
+        Ok(SubscriptionBilling {
+            // Whole days, rounded up: a period ending in 2 hours has 1 day left.
+            days_remaining: (Ord::max((s.period_end - now).num_seconds(), 0) as u64).div_ceil(86_400) as i64,
+            next_charge_at: if renews { s.next_billing_at } else { None },
+            next_charge_amount: renews.then_some(s.monthly_price),
+            upgrades: self.upgrade_options(ctx).await?,
+        })
+    }
     /// Every state change: who, when, why.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<SubscriptionEvent>> {
         Ok(service::history(&ctx.state().db.conn, self.0.id).await?.into_iter().map(SubscriptionEvent).collect())
     }
+}
+
+#[derive(SimpleObject)]
+pub struct SubscriptionBilling {
+    /// Days until the current period ends, rounded up; 0 once it has ended.
+    days_remaining: i64,
+    /// When the next renewal is charged; null when the subscription will not renew.
+    next_charge_at: Option<DateTime<Utc>>,
+    /// What that renewal charges (IDR); null when it will not renew.
+    next_charge_amount: Option<i64>,
+    /// Higher plans with the prorated cost of switching now (as `upgradeOptions`).
+    upgrades: Vec<UpgradeOption>,
 }
 
 #[derive(SimpleObject)]

@@ -331,3 +331,33 @@ async fn wallet_statistics_are_the_owners_spending_per_month_and_service() {
     let bad = f.app.gql(Some(&user.token), q, json!({ "f": to, "t": from })).await;
     assert_eq!(error_code(&bad), "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn subscription_billing_shows_days_left_the_next_charge_and_upgrade_prices() {
+    let f = fixture(5).await;
+    let (user, sub) = pro_subscriber(&f, 100_000).await;
+    let ut = Some(user.token.as_str());
+    let q = "query($id: ID!) { subscription(id: $id) { endDate billing { daysRemaining nextChargeAt nextChargeAmount upgrades { plan { planType } cost canUpgrade reason } } } }";
+    let v = f.app.gql_ok(ut, q, json!({ "id": sub["id"] })).await;
+    let b = &v["subscription"]["billing"];
+    let days = b["daysRemaining"].as_i64().unwrap();
+    assert!((28..=31).contains(&days), "a fresh monthly period: {b}");
+    assert_eq!((&b["nextChargeAt"], b["nextChargeAmount"].as_i64()), (&v["subscription"]["endDate"], Some(90_000)));
+    let premium = &b["upgrades"][0];
+    assert_eq!(premium["plan"]["planType"], "PREMIUM");
+    assert!((59_990..=60_000).contains(&premium["cost"].as_i64().unwrap()), "{premium}");
+    assert_eq!(premium["canUpgrade"], false, "10,000 credit left: {premium}");
+
+    // Ten days on: ten fewer days, a smaller prorated price.
+    f.app.clock.advance(chrono::Duration::days(10));
+    let v = f.app.gql_ok(ut, q, json!({ "id": sub["id"] })).await;
+    let later = &v["subscription"]["billing"];
+    assert_eq!(later["daysRemaining"].as_i64(), Some(days - 10));
+    assert!(later["upgrades"][0]["cost"].as_i64() < premium["cost"].as_i64());
+
+    // Auto-renew off: nothing will be charged.
+    let off =
+        "mutation($id: ID!) { setAutoRenew(id: $id, enabled: false) { billing { nextChargeAt nextChargeAmount } } }";
+    let v = f.app.gql_ok(ut, off, json!({ "id": sub["id"] })).await;
+    assert_eq!(v["setAutoRenew"]["billing"], json!({ "nextChargeAt": null, "nextChargeAmount": null }));
+}
