@@ -52,7 +52,7 @@ pub async fn preview(
         && catalog_service::Entity::find_by_id(plan.service_id).one(db).await?.is_some_and(|s| s.is_visible());
     let live = subscription::owned_by(user_id)
         .filter(subscription::Column::ServiceId.eq(plan.service_id))
-        .filter(subscription::Column::Status.is_not_in([SubscriptionStatus::Cancelled, SubscriptionStatus::Expired]))
+        .filter(subscription::Column::Status.is_in(SubscriptionStatus::live()))
         .count(db)
         .await?;
     let balance = crate::users::service::get(db, user_id).await?.balance;

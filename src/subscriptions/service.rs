@@ -243,7 +243,7 @@ pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<s
     let Checkout { user_id, actor, plan_id, instance_name, key, charge: charged_now, reason } = c;
     let now = state.now();
     let tx = state.db.begin().await?;
-    if reason.is_some() {
+    if actor.0 != Some(user_id) {
         // An administrator names the user; the owner's own checkout is for a signed-in account.
         let user = crate::users::service::get(&*tx, user_id).await?;
         if !user.is_active {
@@ -311,7 +311,7 @@ pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<s
     .on_unique_violation(|_| AppError::Conflict("instance subdomain collision; try again".into()))?;
     let details =
         serde_json::json!({ "planId": plan.id, "price": plan.monthly_price, "charged": price, "periodEnd": end });
-    let kind = if reason.is_some() { "ADMIN_CREATED" } else { "CREATED" };
+    let kind = if actor.0 == Some(user_id) { "CREATED" } else { "ADMIN_CREATED" };
     let to = SubscriptionStatus::Active;
     record(&*tx, sub.id, actor, kind, None, to, reason.as_deref(), details, now).await?;
     // Last before commit: the plan row is every subscriber's hot spot, so its lock is held for
