@@ -8,6 +8,8 @@
 # and their p50/p95. Target: p50 < 100 ms on PostgreSQL.
 #   bench/analytics.sh                 # both databases
 #   N=100 ONLY=sqlite bench/analytics.sh
+#   KEEP=1 bench/analytics.sh          # keep the databases (PostgreSQL minispod_bench_analytics,
+#                                      # SQLite /tmp/minispod_bench_analytics.db) for EXPLAIN
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/minispod-target}"
@@ -15,6 +17,7 @@ PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 DB=minispod_bench_analytics
 N="${N:-50}"
 ONLY="${ONLY:-}"
+KEEP="${KEEP:-}"
 GW_PORT=18090
 GW="http://127.0.0.1:$GW_PORT"
 work="$(mktemp -d)"
@@ -67,6 +70,7 @@ FROM (SELECT n, now() - n * interval '31536 milliseconds' AS at, $KIND AS kind F
 VACUUM ANALYZE users;
 VACUUM ANALYZE subscriptions;
 VACUUM ANALYZE transactions;
+VACUUM ANALYZE ledger_hourly;
 SQL
 }
 
@@ -100,7 +104,7 @@ if [ "$ONLY" != sqlite ]; then
   t0=$(date +%s); load_postgres; echo "PostgreSQL: loaded in $(( $(date +%s) - t0 )) s" >&2
   results+=("postgres $(python3 bench/analytics.py measure "$GW" "$token" "$N")")
   stop_gateway
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+  [ -n "$KEEP" ] || psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 fi
 if [ "$ONLY" != postgres ]; then
   start_gateway "sqlite://$work/bench.db?mode=rwc" sqlite
@@ -108,6 +112,7 @@ if [ "$ONLY" != postgres ]; then
   t0=$(date +%s); load_sqlite "$work/bench.db"; echo "SQLite: loaded in $(( $(date +%s) - t0 )) s" >&2
   results+=("sqlite $(python3 bench/analytics.py measure "$GW" "$token" "$N")")
   stop_gateway
+  [ -z "$KEEP" ] || cp "$work/bench.db" "/tmp/$DB.db"
 fi
 for r in "${results[@]}"; do
   python3 - "$r" <<'PY'

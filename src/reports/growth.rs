@@ -62,7 +62,7 @@ fn place<T: Default + Clone>(n: usize, rows: impl IntoIterator<Item = (i64, T)>)
 
 async fn new_users(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<i64>> {
     let mut q = Query::default();
-    let buckets = q.buckets(spans);
+    let buckets = q.buckets(spans.iter().map(|s| (s.start, s.end)));
     let sql = format!(
         "WITH {buckets} SELECT b.idx AS idx, COUNT(*) AS n FROM b CROSS JOIN users u \
          WHERE u.role = {user} AND u.created_at >= b.lo AND u.created_at < b.hi GROUP BY b.idx",
@@ -76,7 +76,7 @@ async fn new_users(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<i
 /// (active subscribers, churned subscriptions) per bucket, from one pass over the lifetimes.
 async fn subscribers(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<(i64, i64)>> {
     let mut q = Query::default();
-    let buckets = q.buckets(spans);
+    let buckets = q.buckets(spans.iter().map(|s| (s.start, s.end)));
     let sql = format!(
         "WITH {buckets}, {life} SELECT b.idx AS idx, \
          COUNT(DISTINCT CASE WHEN l.started < b.hi AND (l.ended IS NULL OR l.ended > b.lo) THEN l.user_id END) AS active, \

@@ -4,6 +4,7 @@ pub mod billing_status;
 pub mod counts;
 pub mod graphql;
 pub mod growth;
+mod hourly;
 pub mod period;
 pub mod rates;
 pub mod revenue;

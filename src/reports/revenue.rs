@@ -1,9 +1,17 @@
 //! Revenue per calendar bucket and per service, from COMPLETED ledger rows by `completed_at`
 //! (the moment the money moved). Each figure is a SQL `SUM`; Rust only places them.
+//!
+//! The whole UTC hours of a range come from `ledger_hourly` (the ledger summed per hour, kept by
+//! triggers); only the partial hours at a bucket's ends (a range's own ends, and day boundaries
+//! of half-hour zones) are summed from the ledger rows. One user's figures (their wallet's
+//! statistics) come from the ledger alone: the hourly sums do not say whose money it was.
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use super::{
+    hourly::{self, Split},
     period::{self, Bucket, Span},
     sql::{CHARGES, Query, completed, int, list, lit},
 };
@@ -27,7 +35,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn set(&mut self, kind: TransactionType, amount: i64) {
+    fn add(&mut self, kind: TransactionType, amount: i64) {
         let slot = match kind {
             TransactionType::Subscription => &mut self.subscription_charges,
             TransactionType::Upgrade => &mut self.upgrades,
@@ -37,7 +45,25 @@ impl Totals {
             TransactionType::Reversal => &mut self.reversals,
             TransactionType::AdminAdjustment => return,
         };
-        *slot = amount;
+        *slot += amount;
+    }
+
+    fn add_all(&mut self, other: &Totals) {
+        for (kind, _) in SERIES {
+            self.add(kind, other.get(kind));
+        }
+    }
+
+    fn get(&self, kind: TransactionType) -> i64 {
+        match kind {
+            TransactionType::Subscription => self.subscription_charges,
+            TransactionType::Upgrade => self.upgrades,
+            TransactionType::Renewal => self.renewals,
+            TransactionType::Refund => self.refunds,
+            TransactionType::TopUp => self.top_ups,
+            TransactionType::Reversal => self.reversals,
+            TransactionType::AdminAdjustment => 0,
+        }
     }
 }
 
@@ -68,7 +94,13 @@ pub async fn revenue(
     owner: Option<i64>,
 ) -> AppResult<Revenue> {
     let spans = period::spans(from, to, bucket, tz)?;
-    let (series, by_service) = futures::try_join!(series(db, &spans, owner), by_service(db, from, to, owner))?;
+    let (series, by_service) = match owner {
+        Some(_) => {
+            let ranges: Vec<_> = spans.iter().map(|s| (s.start, s.end)).collect();
+            futures::try_join!(ledger_series(db, &ranges, owner), ledger_by_service(db, from, to, owner))?
+        }
+        None => futures::try_join!(series(db, &spans), by_service(db, from, to))?,
+    };
     let series = spans.into_iter().zip(series).map(|(span, totals)| Point { span, totals }).collect();
     Ok(Revenue { series, by_service })
 }
@@ -87,9 +119,16 @@ const SERIES: [(TransactionType, &str); 6] = [
 /// `idx_transactions_completed_cover` (status, type, completed_at, amount, …), read without
 /// touching the table, and the correlation makes both databases run them as nested lookups
 /// (a join on a range condition may otherwise be planned as a scan of the whole ledger).
-async fn series(db: &impl ConnectionTrait, spans: &[Span], owner: Option<i64>) -> AppResult<Vec<Totals>> {
+async fn ledger_series(
+    db: &impl ConnectionTrait,
+    ranges: &[(DateTime<Utc>, DateTime<Utc>)],
+    owner: Option<i64>,
+) -> AppResult<Vec<Totals>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut q = Query::default();
-    let buckets = q.buckets(spans);
+    let buckets = q.buckets(ranges.iter().copied());
     let of_owner = owner_clause(&mut q, owner);
     let sums: Vec<String> = SERIES
         .iter()
@@ -103,16 +142,43 @@ async fn series(db: &impl ConnectionTrait, spans: &[Span], owner: Option<i64>) -
         })
         .collect();
     let sql = format!("WITH {buckets} SELECT b.idx AS idx, {} FROM b ORDER BY b.idx", sums.join(", "));
-    let mut out = vec![Totals::default(); spans.len()];
+    let mut out = vec![Totals::default(); ranges.len()];
     for row in q.all(db, &sql).await? {
         let idx = int(&row, "idx")?;
         if let Some(t) = usize::try_from(idx).ok().and_then(|i| out.get_mut(i)) {
             for (kind, name) in SERIES {
-                t.set(kind, int(&row, name)?);
+                t.add(kind, int(&row, name)?);
             }
         }
     }
     Ok(out)
+}
+
+/// Each bucket: its whole hours from `ledger_hourly`, its partial hours from the ledger.
+async fn series(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<Totals>> {
+    let splits: Vec<Split> = spans.iter().map(|s| hourly::split(s.start, s.end)).collect();
+    // The partial hours of all buckets in one statement, each remembering its bucket.
+    let (owners, edges): (Vec<usize>, Vec<_>) =
+        splits.iter().enumerate().flat_map(|(i, s)| s.edges.iter().map(move |e| (i, *e))).unzip();
+    let hours: Vec<_> = splits.iter().map(|s| s.hours.clone()).collect();
+    let kinds = kinds();
+    let (whole, partial) = futures::try_join!(hourly::series(db, &hours, &kinds), ledger_series(db, &edges, None))?;
+    let mut out = vec![Totals::default(); spans.len()];
+    for (bucket, kind, total) in whole {
+        if let Some(t) = out.get_mut(bucket) {
+            t.add(kind, total);
+        }
+    }
+    for (bucket, totals) in owners.into_iter().zip(partial) {
+        if let Some(t) = out.get_mut(bucket) {
+            t.add_all(&totals);
+        }
+    }
+    Ok(out)
+}
+
+fn kinds() -> Vec<TransactionType> {
+    SERIES.iter().map(|(k, _)| *k).collect()
 }
 
 /// `AND t.user_id = $n` for one user's figures (their wallet's statistics), else nothing.
@@ -120,9 +186,47 @@ fn owner_clause(q: &mut Query, owner: Option<i64>) -> String {
     owner.map(|u| format!(" AND t.user_id = {}", q.bind(u))).unwrap_or_default()
 }
 
+/// Charges and refunds per service over `[from, to)`: whole hours from `ledger_hourly`, the
+/// partial hours at either end from the ledger.
+async fn by_service(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> AppResult<Vec<ServiceRevenue>> {
+    let split = hourly::split(from, to);
+    let kinds = service_kinds();
+    let whole = hourly::by_service(db, split.hours.clone(), &kinds);
+    let (head, tail) = match split.edges.as_slice() {
+        [] => (None, None),
+        [one] => (Some(*one), None),
+        [first, .., last] => (Some(*first), Some(*last)),
+    };
+    let edge = |e: Option<(DateTime<Utc>, DateTime<Utc>)>| async move {
+        match e {
+            Some((lo, hi)) => ledger_by_service(db, lo, hi, None).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (whole, head, tail) = futures::try_join!(whole, edge(head), edge(tail))?;
+    // Merged by service, in the order of the names (then ids, for equal names).
+    let mut merged: BTreeMap<(String, i64), Totals> = BTreeMap::new();
+    for (service_id, name, kind, total) in whole {
+        merged.entry((name, service_id)).or_default().add(kind, total);
+    }
+    for s in head.into_iter().chain(tail) {
+        merged.entry((s.name, s.service_id)).or_default().add_all(&s.totals);
+    }
+    Ok(merged.into_iter().map(|((name, service_id), totals)| ServiceRevenue { service_id, name, totals }).collect())
+}
+
+/// The kinds a service earns or gives back.
+fn service_kinds() -> Vec<TransactionType> {
+    CHARGES.into_iter().chain([TransactionType::Refund]).collect()
+}
+
 /// Charges and refunds per service: ledger row → its subscription → the subscription's service
 /// (a subscription's plan always belongs to that service, so the plan adds nothing).
-async fn by_service(
+async fn ledger_by_service(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -141,7 +245,7 @@ async fn by_service(
          FROM per_sub p JOIN subscriptions s ON s.id = p.sid JOIN services sv ON sv.id = s.service_id \
          GROUP BY sv.id, sv.name, p.kind ORDER BY sv.name, sv.id",
         completed = completed(),
-        kinds = list(CHARGES.into_iter().chain([TransactionType::Refund])),
+        kinds = list(service_kinds()),
     );
     let mut out: Vec<ServiceRevenue> = Vec::new();
     for row in q.all(db, &sql).await? {
@@ -149,10 +253,10 @@ async fn by_service(
         let kind: TransactionType = row.try_get("", "kind")?;
         let total = int(&row, "total")?;
         match out.last_mut() {
-            Some(last) if last.service_id == service_id => last.totals.set(kind, total),
+            Some(last) if last.service_id == service_id => last.totals.add(kind, total),
             _ => {
                 let mut totals = Totals::default();
-                totals.set(kind, total);
+                totals.add(kind, total);
                 out.push(ServiceRevenue { service_id, name: row.try_get("", "name")?, totals });
             }
         }

@@ -3,7 +3,6 @@
 //! `timestamptz` on PostgreSQL), sums cast to BIGINT (PostgreSQL's SUM of BIGINT is NUMERIC).
 use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
 
-use super::period::Span;
 use crate::{
     billing::{TransactionStatus, TransactionType},
     error::AppResult,
@@ -22,14 +21,14 @@ impl Query {
         format!("${}", self.values.len())
     }
 
-    /// `b(idx, lo, hi) AS (VALUES …)`: one row per bucket, to be joined by range
-    /// (`t.at >= b.lo AND t.at < b.hi`).
-    pub fn buckets(&mut self, spans: &[Span]) -> String {
-        let rows: Vec<String> = spans
-            .iter()
+    /// `b(idx, lo, hi) AS (VALUES …)`: one row per range (bucket), numbered from 0, to be joined
+    /// by range (`t.at >= b.lo AND t.at < b.hi`).
+    pub fn buckets<V: Into<Value>>(&mut self, ranges: impl IntoIterator<Item = (V, V)>) -> String {
+        let rows: Vec<String> = ranges
+            .into_iter()
             .enumerate()
-            .map(|(i, s)| {
-                let (idx, lo, hi) = (self.bind(i as i64), self.bind(s.start), self.bind(s.end));
+            .map(|(i, (lo, hi))| {
+                let (idx, lo, hi) = (self.bind(i as i64), self.bind(lo), self.bind(hi));
                 format!("({idx}, {lo}, {hi})")
             })
             .collect();

@@ -108,7 +108,7 @@ async fn add_event(app: &TestApp, sub: i64, kind: &str, to: SS, when: &str) {
     .unwrap();
 }
 
-async fn add_tx(app: &TestApp, user: &Session, kind: TT, status: TS, amount: i64, sub: Option<i64>, when: &str) {
+async fn add_tx(app: &TestApp, user: &Session, kind: TT, status: TS, amount: i64, sub: Option<i64>, when: &str) -> i64 {
     let when = at(when);
     transactions::ActiveModel {
         user_id: Set(id(&user.user_id)),
@@ -135,7 +135,8 @@ async fn add_tx(app: &TestApp, user: &Session, kind: TT, status: TS, amount: i64
     }
     .insert(&app.state.db.conn)
     .await
-    .unwrap();
+    .unwrap()
+    .id
 }
 
 /// The ledger (UTC instants):
@@ -306,6 +307,68 @@ async fn revenue_by_day_splits_at_local_midnight_and_clips_to_the_range() {
     let vars = json!({ "from": "2026-03-31T17:00:00Z", "to": "2026-03-31T18:30:00Z", "tz": "Asia/Jakarta" });
     let cut = analytics(&l, &revenue_query("DAY"), vars).await;
     assert_eq!(series(&cut), [("2026-04-01".to_string(), [0; 6])], "[from, to) excludes `to`");
+}
+
+/// The whole hours of a range come from the hourly sums the triggers keep, the partial hours
+/// from the ledger rows. Asia/Kolkata (UTC+5:30) days start at 18:30 UTC, half-way through an
+/// hour; rows that change after they were written (completed later, corrected, moved, deleted)
+/// must move the sums with them.
+#[tokio::test]
+async fn revenue_sums_follow_ledger_changes_across_half_hour_day_boundaries() {
+    let l = ledger().await;
+    let (app, a, s1) = (&l.f.app, &l.a, Some(l.subs[0]));
+    use {TS::*, TT::*};
+    add_tx(app, a, TopUp, Completed, 1_000, None, "2026-04-10T18:29:59Z").await; // 10 April in Kolkata
+    add_tx(app, a, TopUp, Completed, 2_000, None, "2026-04-10T18:30:00Z").await; // 11 April
+    add_tx(app, a, Renewal, Completed, 4_000, s1, "2026-04-10T20:00:00Z").await;
+    let pending = add_tx(app, a, TopUp, Pending, 8_000, None, "2026-04-10T03:00:00Z").await;
+    let corrected = add_tx(app, a, Renewal, Completed, 16_000, s1, "2026-04-10T05:10:00Z").await;
+    let moved = add_tx(app, a, Renewal, Completed, 32_000, s1, "2026-04-10T06:00:00Z").await;
+    let deleted = add_tx(app, a, Renewal, Completed, 64_000, s1, "2026-04-11T01:00:00Z").await;
+    let reworded = add_tx(app, a, Renewal, Completed, 128_000, s1, "2026-04-11T02:00:00Z").await;
+
+    let db = &app.state.db.conn;
+    let row = |id| async move { transactions::Entity::find_by_id(id).one(db).await.unwrap().unwrap() };
+    let mut settle: transactions::ActiveModel = row(pending).await.into();
+    settle.status = Set(Completed);
+    settle.completed_at = Set(Some(at("2026-04-11T09:00:00Z")));
+    settle.update(db).await.unwrap();
+    let mut fix: transactions::ActiveModel = row(corrected).await.into();
+    fix.amount = Set(15_000);
+    fix.update(db).await.unwrap();
+    let mut later: transactions::ActiveModel = row(moved).await.into();
+    later.completed_at = Set(Some(at("2026-04-11T10:00:00Z")));
+    later.update(db).await.unwrap();
+    transactions::Entity::delete_by_id(deleted).exec(db).await.unwrap();
+    // A whole-row update that changes no summed column changes no sum.
+    let mut note: transactions::ActiveModel = row(reworded).await.into();
+    note.description = Set("reworded".into());
+    note.reset_all().update(db).await.unwrap();
+
+    // Days in Kolkata over [04-09 18:30, 04-11 18:30) UTC; and the same days with ranges that start
+    // and end inside an hour.
+    let kolkata = |from: &str, to: &str| json!({ "from": from, "to": to, "tz": "Asia/Kolkata" });
+    let days = analytics(&l, &revenue_query("DAY"), kolkata("2026-04-09T18:30:00Z", "2026-04-11T18:30:00Z")).await;
+    assert_eq!(
+        series(&days),
+        [
+            ("2026-04-10".to_string(), [0, 0, 15_000, 0, 1_000, 0]),
+            ("2026-04-11".to_string(), [0, 0, 4_000 + 32_000 + 128_000, 0, 2_000 + 8_000, 0]),
+        ],
+        "{days}"
+    );
+    let one = &days["revenue"]["byService"][0];
+    assert_eq!((one["name"].as_str(), one["renewals"].as_i64()), (Some("app-one"), Some(179_000)), "{days}");
+    let cut = analytics(&l, &revenue_query("DAY"), kolkata("2026-04-10T18:29:30Z", "2026-04-11T09:59:59.5Z")).await;
+    assert_eq!(
+        series(&cut),
+        [
+            ("2026-04-10".to_string(), [0, 0, 0, 0, 1_000, 0]),
+            ("2026-04-11".to_string(), [0, 0, 4_000 + 128_000, 0, 2_000 + 8_000, 0]),
+        ],
+        "{cut}"
+    );
+    assert_eq!(cut["revenue"]["byService"][0]["renewals"], 132_000, "{cut}");
 }
 
 #[tokio::test]
