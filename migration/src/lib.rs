@@ -13,6 +13,7 @@ mod m20261202_000006_notifications;
 mod m20261202_000007_analytics_indexes;
 mod m20261202_000008_admin_users;
 mod m20261202_000009_refunds;
+mod m20261203_000010_coupons;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_analytics_indexes::Migration),
             Box::new(m20261202_000008_admin_users::Migration),
             Box::new(m20261202_000009_refunds::Migration),
+            Box::new(m20261203_000010_coupons::Migration),
         ]
     }
 }

@@ -35,7 +35,8 @@ impl Totals {
             TransactionType::Refund => &mut self.refunds,
             TransactionType::TopUp => &mut self.top_ups,
             TransactionType::Reversal => &mut self.reversals,
-            TransactionType::AdminAdjustment => return,
+            // Credit given, not money received: counted by the coupon statistics instead.
+            TransactionType::AdminAdjustment | TransactionType::CouponRedemption => return,
         };
         *slot = amount;
     }
