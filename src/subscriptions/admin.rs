@@ -45,6 +45,7 @@ pub async fn create_for(
         key: None,
         charge: charge_credit,
         reason: Some(why),
+        coupon: None,
     };
     service::subscribe_once(state, checkout).await
 }
