@@ -63,7 +63,8 @@ async fn run(url: String, n: usize) -> anyhow::Result<()> {
             async move {
                 support::give_credit(&state, user_id, PRICE).await?;
                 let viewer = Viewer { id: user_id, role: Role::User };
-                let input = SubscribeInput { plan_id: plan.id, instance_name: None, idempotency_key: None };
+                let input =
+                    SubscribeInput { plan_id: plan.id, instance_name: None, idempotency_key: None, coupon_code: None };
                 anyhow::Ok(subscriptions::subscribe(&state, viewer, input).await?)
             }
         }))

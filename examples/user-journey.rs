@@ -120,7 +120,9 @@ async fn journey(base: &str, midtrans: &fake_midtrans::FakeMidtrans) -> anyhow::
         )
         .await?;
     c.token = v["register"]["accessToken"].as_str().map(str::to_string);
-    step(&format!("registered {email}"));
+    // The demo seed's welcome bonus credits new accounts; the journey counts from there.
+    let bonus = c.balance().await?;
+    step(&format!("registered {email} (welcome bonus {bonus} IDR)"));
 
     let amount = price.max(50_000);
     let v = c
@@ -141,7 +143,7 @@ async fn journey(base: &str, midtrans: &fake_midtrans::FakeMidtrans) -> anyhow::
     let notification = fake_midtrans::notification(&order, amount, "settlement", None);
     let r = c.http.post(format!("{base}/webhooks/midtrans")).json(&notification).send().await?;
     ensure!(r.status().is_success(), "the webhook answered {}", r.status());
-    ensure!(c.balance().await? == amount, "the wallet was not credited once");
+    ensure!(c.balance().await? == bonus + amount, "the wallet was not credited once");
     step(&format!("webhook settled: balance {amount} IDR"));
 
     let v = c
@@ -152,7 +154,7 @@ async fn journey(base: &str, midtrans: &fake_midtrans::FakeMidtrans) -> anyhow::
         .await?;
     let sub = v["subscribe"]["id"].as_str().context("a subscription")?.to_string();
     let inst = v["subscribe"]["instances"][0]["id"].as_str().context("an instance")?.to_string();
-    ensure!(c.balance().await? == amount - price, "the subscription was not charged once");
+    ensure!(c.balance().await? == bonus + amount - price, "the subscription was not charged once");
     step(&format!("subscribed ({}), charged {price} IDR", v["subscribe"]["status"]));
     let i = c.wait_status(&inst, "RUNNING").await?;
     step(&format!("app RUNNING at {}", i["publicUrl"]));
@@ -166,7 +168,7 @@ async fn journey(base: &str, midtrans: &fake_midtrans::FakeMidtrans) -> anyhow::
 
     c.gql("mutation($id: ID!) { cancelSubscription(id: $id) { status } }", json!({ "id": sub })).await?;
     c.wait_status(&inst, "TERMINATED").await?;
-    ensure!(c.balance().await? == amount - price, "cancelling moved money");
+    ensure!(c.balance().await? == bonus + amount - price, "cancelling moved money");
     step("cancelled: the app and its data are deleted, the books balance");
     println!("journey complete");
     Ok(())

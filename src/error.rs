@@ -15,6 +15,9 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{message}")]
     BadInput { message: String, field: Option<std::borrow::Cow<'static, str>> },
+    /// BAD_USER_INPUT with a machine-readable `extensions.reason` (a coupon refused, …).
+    #[error("{message}")]
+    Rejected { field: &'static str, reason: &'static str, message: String },
     #[error("{0}")]
     Conflict(String),
     #[error("insufficient credit: balance {balance} IDR, required {required} IDR")]
@@ -96,7 +99,7 @@ impl AppError {
             Self::Unauthenticated(_) | Self::InvalidToken(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::BadInput { .. } | Self::Rejected { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::InsufficientCredit { .. } => "INSUFFICIENT_CREDIT",
             Self::QuotaExhausted(_) => "QUOTA_EXHAUSTED",
@@ -114,7 +117,7 @@ impl AppError {
             Self::Unauthenticated(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Self::BadInput { .. } | Self::Rejected { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::InsufficientCredit { .. } | Self::QuotaExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ClusterUnavailable(_) | Self::PaymentProvider(_) | Self::PaymentsUnavailable => {
@@ -153,6 +156,10 @@ impl From<AppError> for async_graphql::Error {
             ext.set("code", code);
             match &e {
                 AppError::BadInput { field: Some(f), .. } => ext.set("field", f.as_ref()),
+                AppError::Rejected { field, reason, .. } => {
+                    ext.set("field", *field);
+                    ext.set("reason", *reason);
+                }
                 AppError::InsufficientCredit { balance, required } => {
                     ext.set("balance", *balance);
                     ext.set("required", *required);

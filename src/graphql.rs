@@ -32,6 +32,8 @@ pub struct QueryRoot(
     crate::notifications::graphql::NotificationQuery,
     crate::billing::admin_graphql::WalletAdminQuery,
     crate::subscriptions::subscribers::PlanSubscribersQuery,
+    crate::coupons::graphql::CouponQuery,
+    crate::coupons::admin_graphql::CouponAdminQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -46,6 +48,8 @@ pub struct MutationRoot(
     crate::instances::graphql::InstanceMutation,
     crate::notifications::graphql::NotificationMutation,
     crate::users::admin_graphql::AdminUserMutation,
+    crate::coupons::graphql::CouponMutation,
+    crate::coupons::admin_graphql::CouponAdminMutation,
 );
 
 #[derive(MergedSubscription, Default)]

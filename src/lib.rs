@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod coupons;
 pub mod db;
 pub mod error;
 pub mod graphiql;

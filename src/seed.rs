@@ -26,6 +26,27 @@ use crate::{
 // Compiled in, so the release binary alone (the container image) seeds without seed/ on disk.
 const DEMO_USERS: &str = include_str!("../seed/users.json");
 const CATALOG: &str = include_str!("../seed/catalog.json");
+const DEMO_COUPONS: &str = include_str!("../seed/coupons.json");
+
+#[derive(Deserialize)]
+struct DemoCoupons {
+    coupons: Vec<DemoCoupon>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DemoCoupon {
+    code: String,
+    name: String,
+    description: Option<String>,
+    #[serde(rename = "type")]
+    kind: crate::coupons::CouponType,
+    discount_type: Option<crate::coupons::DiscountType>,
+    credit_amount: Option<i64>,
+    discount_percent: Option<i32>,
+    max_uses: i32,
+    max_uses_per_user: i32,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -237,7 +258,36 @@ fn demo_banner(accounts: &[(String, String)]) -> String {
     out
 }
 
-/// Demo users and the demo catalog.
+/// Demo coupons, valid from now (demo data only): a welcome bonus and a discount code.
+/// Seeded after the demo users, so those are not counted as new registrations.
+async fn seed_coupons(state: &AppState) -> AppResult<()> {
+    use crate::coupons::{Code, admin, service as coupons};
+    let demo: DemoCoupons = serde_json::from_str(DEMO_COUPONS).map_err(AppError::internal)?;
+    for c in demo.coupons {
+        if coupons::find_by_code(&state.db.conn, &Code::parse_input(&c.code, "code")?).await?.is_some() {
+            continue;
+        }
+        let input = admin::NewCoupon {
+            code: c.code,
+            name: c.name,
+            description: c.description,
+            kind: c.kind,
+            discount_type: c.discount_type,
+            credit_amount: c.credit_amount,
+            discount_percent: c.discount_percent,
+            max_uses: Some(c.max_uses),
+            max_uses_per_user: Some(c.max_uses_per_user),
+            service_id: None,
+            plan_type: None,
+            valid_from: None,
+            valid_until: None,
+        };
+        admin::create(state, None, input).await?;
+    }
+    Ok(())
+}
+
+/// Demo users, the demo catalog and the demo coupons.
 pub async fn seed_demo(state: &AppState) -> AppResult<()> {
     seed_catalog(state).await?;
     let demo: DemoUsers = serde_json::from_str(DEMO_USERS).map_err(AppError::internal)?;
@@ -273,5 +323,5 @@ pub async fn seed_demo(state: &AppState) -> AppResult<()> {
         // Printed like the administrator's password: the binary alone has no seed/ to look in.
         println!("{}", demo_banner(&created));
     }
-    Ok(())
+    seed_coupons(state).await
 }

@@ -14,6 +14,7 @@ mod m20261202_000007_analytics_indexes;
 mod m20261202_000008_admin_users;
 mod m20261202_000009_refunds;
 mod m20261202_000010_ledger_hourly;
+mod m20261202_000011_coupons;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_admin_users::Migration),
             Box::new(m20261202_000009_refunds::Migration),
             Box::new(m20261202_000010_ledger_hourly::Migration),
+            Box::new(m20261202_000011_coupons::Migration),
         ]
     }
 }

@@ -68,6 +68,9 @@ pub async fn register(state: &AppState, input: Registration<'_>, ip: Option<&str
     };
     let tx = state.db.begin().await?;
     let user = user_service::create_user(state, new_user, &*tx).await?;
+    // In the account's transaction; a failure is recorded for administrators, not fatal.
+    let bonus = crate::coupons::welcome::grant(&tx, user.id, state.now()).await?;
+    let user = if bonus > 0 { user_service::get(&*tx, user.id).await? } else { user };
     let payload = issue_session(state, &*tx, user, None).await?;
     tx.commit().await?;
     Ok(payload)

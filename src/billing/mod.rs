@@ -26,6 +26,10 @@ pub enum TransactionType {
     AdminAdjustment,
     #[sea_orm(string_value = "REVERSAL")]
     Reversal,
+    /// Credit from a coupon (a code redeemed, or the welcome bonus): neither money paid in nor
+    /// revenue, so it moves neither lifetime total.
+    #[sea_orm(string_value = "COUPON_REDEMPTION")]
+    CouponRedemption,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum)]

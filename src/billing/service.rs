@@ -60,7 +60,7 @@ fn totals_delta(kind: TransactionType, amount: i64) -> (i64, i64) {
         TransactionType::Reversal => (-amount, 0),
         TransactionType::Subscription | TransactionType::Upgrade | TransactionType::Renewal => (0, amount),
         TransactionType::Refund => (0, -amount),
-        TransactionType::AdminAdjustment => (0, 0),
+        TransactionType::AdminAdjustment | TransactionType::CouponRedemption => (0, 0),
     }
 }
 
@@ -136,6 +136,59 @@ pub async fn credit(db: &impl ConnectionTrait, entry: Entry, now: DateTime<Utc>)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     append(db, entry.clone(), after - entry.amount, after, now).await
+}
+
+/// Credits several entries of one user with one balance update and one multi-row insert (the
+/// welcome bonus on registration: a bounded number of statements however many coupons stack).
+/// The rows follow each other in the ledger: each one's `balance_before` is the previous one's
+/// `balance_after`.
+#[tracing::instrument(skip_all, fields(user_id, entries = entries.len()))]
+pub async fn credit_many(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    entries: Vec<Entry>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<transactions::Model>> {
+    let Some(kind) = entries.first().map(|e| e.kind) else {
+        return Ok(vec![]);
+    };
+    let mut total: i64 = 0;
+    for e in &entries {
+        check_amount(e.amount)?;
+        if e.user_id != user_id || e.kind != kind {
+            return Err(AppError::internal(anyhow::anyhow!("credit_many: entries of one user and kind only")));
+        }
+        total = total.checked_add(e.amount).ok_or_else(|| AppError::bad_input("amount", "amount too large"))?;
+    }
+    let after = move_balance(db, user_id, total, kind, true, now).await?.ok_or(AppError::NotFound("user"))?;
+    let mut balance = after - total;
+    let rows = entries.into_iter().map(|e| {
+        let before = balance;
+        balance += e.amount;
+        transactions::ActiveModel {
+            user_id: Set(e.user_id),
+            kind: Set(e.kind),
+            status: Set(TransactionStatus::Completed),
+            amount: Set(e.amount),
+            balance_before: Set(before),
+            balance_after: Set(balance),
+            payment_method: Set(e.payment_method),
+            description: Set(e.description),
+            subscription_id: Set(e.subscription_id),
+            metadata: Set(e.metadata),
+            processed_by: Set(e.processed_by),
+            idempotency_key: Set(e.idempotency_key),
+            refund_of: Set(e.refund_of),
+            created_at: Set(now),
+            updated_at: Set(now),
+            completed_at: Set(Some(now)),
+            ..Default::default()
+        }
+    });
+    transactions::Entity::insert_many(rows.collect::<Vec<_>>())
+        .exec_with_returning(db)
+        .await
+        .on_unique_violation(|_| AppError::Conflict("this operation was already processed".into()))
 }
 
 /// Takes `entry.amount` from the balance and appends a COMPLETED ledger row. Refused with
@@ -367,5 +420,6 @@ mod tests {
         assert_eq!(totals_delta(TransactionType::Renewal, 5), (0, 5));
         assert_eq!(totals_delta(TransactionType::Refund, 5), (0, -5));
         assert_eq!(totals_delta(TransactionType::AdminAdjustment, 5), (0, 0));
+        assert_eq!(totals_delta(TransactionType::CouponRedemption, 5), (0, 0), "a gift is not a top-up");
     }
 }

@@ -11,6 +11,10 @@ pub struct PlatformStats {
     monthly_recurring_revenue: f64,
     revenue_this_month: f64,
     top_ups_this_month: f64,
+    /// Coupon redemptions this calendar month (wallet, checkout and welcome bonus).
+    coupon_redemptions_this_month: u64,
+    /// Credit given away by coupons this calendar month (IDR).
+    coupon_credit_this_month: i64,
     plan_utilization: Vec<PlanUtilization>,
 }
 
@@ -39,6 +43,8 @@ impl ReportQuery {
             monthly_recurring_revenue: s.monthly_recurring_revenue as f64,
             revenue_this_month: s.revenue_this_month as f64,
             top_ups_this_month: s.top_ups_this_month as f64,
+            coupon_redemptions_this_month: s.coupon_redemptions_this_month,
+            coupon_credit_this_month: s.coupon_credit_this_month,
             plan_utilization: s
                 .plans
                 .into_iter()

@@ -43,7 +43,8 @@ impl Totals {
             TransactionType::Refund => &mut self.refunds,
             TransactionType::TopUp => &mut self.top_ups,
             TransactionType::Reversal => &mut self.reversals,
-            TransactionType::AdminAdjustment => return,
+            // Credit given, not money received: counted by the coupon statistics instead.
+            TransactionType::AdminAdjustment | TransactionType::CouponRedemption => return,
         };
         *slot += amount;
     }
@@ -62,7 +63,7 @@ impl Totals {
             TransactionType::Refund => self.refunds,
             TransactionType::TopUp => self.top_ups,
             TransactionType::Reversal => self.reversals,
-            TransactionType::AdminAdjustment => 0,
+            TransactionType::AdminAdjustment | TransactionType::CouponRedemption => 0,
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct PlatformStats {
     pub revenue_this_month: i64,
     /// Top-ups minus reversals completed this calendar month.
     pub top_ups_this_month: i64,
+    /// Coupon redemptions (wallet, checkout, welcome bonus) this calendar month.
+    pub coupon_redemptions_this_month: u64,
+    /// Credit given away by coupons (COUPON_REDEMPTION ledger rows) this calendar month.
+    pub coupon_credit_this_month: i64,
     pub plans: Vec<(plan::Model, u64)>,
 }
 
@@ -92,6 +96,11 @@ pub async fn platform_stats(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Ap
         monthly_recurring_revenue: mrr.unwrap_or_default(),
         revenue_this_month: revenue,
         top_ups_this_month: top_ups,
+        coupon_redemptions_this_month: crate::coupons::entity::redemption::Entity::find()
+            .filter(crate::coupons::entity::redemption::Column::RedeemedAt.gte(from))
+            .count(db)
+            .await?,
+        coupon_credit_this_month: completed_sum(db, &[TransactionType::CouponRedemption], from).await?,
         plans,
     })
 }

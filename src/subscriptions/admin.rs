@@ -1,13 +1,11 @@
 //! Support operations: what staff do to a customer's subscription. Each goes through the same
 //! use case as the owner's action (checkout, plan change, expiry), so quota, ledger and history
 //! rules hold, and each lands in the history with the administrator and the reason.
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::{Expr, ExprTrait},
-};
+use sea_orm::EntityTrait;
 
 use super::{
     entity::subscription,
+    refunds::{self, REFUNDABLE},
     renewal,
     service::{self, Actor, Checkout, announce, record, reload},
 };
@@ -45,6 +43,7 @@ pub async fn create_for(
         key: None,
         charge: charge_credit,
         reason: Some(why),
+        coupon: None,
     };
     service::subscribe_once(state, checkout).await
 }
@@ -72,25 +71,6 @@ pub async fn expire(state: &AppState, admin: Viewer, id: i64, why: &str) -> AppR
     renewal::expire_now(state, &sub, Actor(Some(admin.id)), &why, now).await
 }
 
-/// The ledger rows an administrator may refund part of: completed charges.
-const REFUNDABLE: [TransactionType; 3] =
-    [TransactionType::Subscription, TransactionType::Upgrade, TransactionType::Renewal];
-
-/// Counts `amount` against what is left of charge `charge_id` to refund, in the same statement
-/// that checks it (`refunded + amount <= amount`), so concurrent refunds cannot together pass
-/// the charge. False when too little is left.
-async fn claim_refund(db: &impl ConnectionTrait, charge_id: i64, amount: i64) -> AppResult<bool> {
-    let res = transactions::Entity::update_many()
-        .col_expr(transactions::Column::RefundedAmount, Expr::col(transactions::Column::RefundedAmount).add(amount))
-        .filter(transactions::Column::Id.eq(charge_id))
-        .filter(
-            Expr::col(transactions::Column::RefundedAmount).add(amount).lte(Expr::col(transactions::Column::Amount)),
-        )
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected == 1)
-}
-
 /// Gives back `amount` of one charge as a REFUND credit that names it. Across all refunds of a
 /// charge, never more than was charged.
 #[tracing::instrument(skip_all, fields(admin_id = admin.id, transaction_id, amount))]
@@ -115,7 +95,7 @@ pub async fn refund(
             "only a completed subscription, upgrade or renewal charge can be refunded",
         ));
     }
-    if !claim_refund(&*tx, charge.id, amount).await? {
+    if !refunds::claim(&*tx, charge.id, amount).await? {
         let left =
             transactions::Entity::find_by_id(charge.id).one(&*tx).await?.map_or(0, |c| c.amount - c.refunded_amount);
         return Err(AppError::bad_input(

@@ -1,11 +1,16 @@
 //! `checkoutPreview`: what `subscribe` would do now, without writing anything. The checks run
 //! in the order `subscribe` meets them (plan, one per service, credit, quota), so the first
-//! reason given is the error `subscribe` would answer.
+//! reason given is the error `subscribe` would answer. A coupon is judged by the same rules
+//! `subscribe` applies (`coupons::service::check`), and its discount is in the cost.
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::{SubscriptionStatus, entity::subscription};
 use crate::{
     catalog::entity::{plan, service as catalog_service},
+    coupons::{
+        CouponRejection,
+        service::{self as coupons, Use},
+    },
     error::{AppError, AppResult},
 };
 
@@ -20,13 +25,16 @@ pub enum CheckoutBlock {
     InsufficientCredit,
     /// Every slot of the plan is taken (QUOTA_EXHAUSTED).
     QuotaExhausted,
-    /// The coupon code is not valid (coupons are not offered yet).
+    /// The coupon would be refused (BAD_USER_INPUT); `couponRejection` says why.
     CouponInvalid,
 }
 
 pub struct Preview {
     pub plan: plan::Model,
+    /// The first period's price after the coupon's discount.
     pub cost: i64,
+    pub discount: i64,
+    pub coupon_rejection: Option<CouponRejection>,
     pub balance: i64,
     pub block: Option<CheckoutBlock>,
 }
@@ -46,6 +54,7 @@ pub async fn preview(
     user_id: i64,
     plan_id: i64,
     coupon: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> AppResult<Preview> {
     let plan = plan::Entity::find_by_id(plan_id).one(db).await?.ok_or(AppError::NotFound("plan"))?;
     let offered = plan.is_active
@@ -56,10 +65,16 @@ pub async fn preview(
         .count(db)
         .await?;
     let balance = crate::users::service::get(db, user_id).await?.balance;
-    let cost = plan.monthly_price;
+    let judged = match coupon.filter(|c| !c.trim().is_empty()) {
+        Some(code) => Some(coupons::evaluate(db, user_id, code, Use::Checkout(&plan), now).await?),
+        None => None,
+    };
+    let coupon_rejection = judged.as_ref().and_then(|j| j.as_ref().err().copied());
+    let discount = judged.as_ref().and_then(|j| j.as_ref().ok()).and_then(|o| o.discount).unwrap_or(0);
+    let cost = plan.monthly_price - discount;
     let block = if !offered {
         Some(CheckoutBlock::PlanUnavailable)
-    } else if coupon.is_some_and(|c| !c.trim().is_empty()) {
+    } else if coupon_rejection.is_some() {
         Some(CheckoutBlock::CouponInvalid)
     } else if live > 0 {
         Some(CheckoutBlock::AlreadySubscribed)
@@ -70,5 +85,5 @@ pub async fn preview(
     } else {
         None
     };
-    Ok(Preview { plan, cost, balance, block })
+    Ok(Preview { plan, cost, discount, coupon_rejection, balance, block })
 }

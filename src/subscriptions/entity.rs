@@ -28,6 +28,11 @@ pub mod subscription {
         /// before it was recorded.
         pub idempotency_fingerprint: Option<String>,
         pub cancelled_at: Option<DateTimeUtc>,
+        /// The checkout coupon of the first period, if any.
+        pub coupon_id: Option<i64>,
+        /// What that coupon took off the first period (0 without one); renewals pay
+        /// `monthly_price` in full.
+        pub discount_amount: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
     }

@@ -131,6 +131,17 @@ impl Subscription {
     async fn last_charge_amount(&self) -> Option<i64> {
         self.0.last_charge_amount
     }
+    /// What a checkout coupon took off the first period (IDR; 0 without one).
+    async fn discount_amount(&self) -> i64 {
+        self.0.discount_amount
+    }
+    /// The checkout coupon's code, if one was used.
+    async fn coupon_code(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let Some(id) = self.0.coupon_id else {
+            return Ok(None);
+        };
+        Ok(Some(crate::coupons::service::get(&ctx.state().db.conn, id).await?.code))
+    }
     async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
         self.0.cancelled_at
     }
@@ -242,6 +253,9 @@ pub struct SubscribeInput {
     /// same parameters returns the same subscription and never charges twice; the same key
     /// with other parameters answers CONFLICT.
     idempotency_key: Option<String>,
+    /// A SUBSCRIPTION_DISCOUNT or FREE_SERVICE coupon for the first period. Refusals are
+    /// BAD_USER_INPUT with `extensions.field` "couponCode" and `extensions.reason`.
+    coupon_code: Option<String>,
 }
 
 #[derive(Default)]
@@ -312,8 +326,12 @@ impl SubscriptionQuery {
 #[derive(SimpleObject)]
 pub struct CheckoutPreview {
     plan: ServicePlan,
-    /// The first period's price (IDR).
+    /// The first period's price (IDR), after the coupon's discount.
     cost: i64,
+    /// What the coupon takes off (IDR; 0 without one).
+    discount: i64,
+    /// Why the coupon would be refused (with reason COUPON_INVALID).
+    coupon_rejection: Option<crate::coupons::CouponRejection>,
     balance: i64,
     balance_after: i64,
     /// How much credit is missing (0 when the balance covers the cost).
@@ -339,9 +357,12 @@ impl CheckoutQuery {
     ) -> Result<CheckoutPreview> {
         let viewer = ctx.auth().viewer()?;
         let plan_id = parse_id(&plan_id, "plan")?;
-        let p = super::checkout::preview(&ctx.state().db.conn, viewer.id, plan_id, coupon_code.as_deref()).await?;
+        let (db, now) = (&ctx.state().db.conn, ctx.state().now());
+        let p = super::checkout::preview(db, viewer.id, plan_id, coupon_code.as_deref(), now).await?;
         Ok(CheckoutPreview {
             cost: p.cost,
+            discount: p.discount,
+            coupon_rejection: p.coupon_rejection,
             balance: p.balance,
             balance_after: p.balance_after(),
             shortfall: p.shortfall(),
@@ -383,6 +404,7 @@ impl SubscriptionMutation {
             plan_id: parse_id(&input.plan_id, "plan")?,
             instance_name: input.instance_name,
             idempotency_key: input.idempotency_key,
+            coupon_code: input.coupon_code,
         };
         Ok(Subscription::from(service::subscribe(ctx.state(), viewer, input).await?))
     }

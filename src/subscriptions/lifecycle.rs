@@ -126,6 +126,8 @@ mod tests {
             idempotency_key: None,
             idempotency_fingerprint: None,
             cancelled_at: None,
+            coupon_id: None,
+            discount_amount: 0,
             created_at: start,
             updated_at: start,
         }

@@ -5,6 +5,7 @@ pub mod entity;
 pub mod graphql;
 pub mod lifecycle;
 pub mod loader;
+pub mod refunds;
 pub mod renewal;
 pub mod service;
 pub mod subscribers;

@@ -13,7 +13,7 @@ use super::{
     SubscriptionStatus,
     entity::{event, subscription},
     lifecycle::{self, Action},
-    period_end, prorate,
+    period_end, prorate, refunds,
 };
 use crate::{
     auth::Viewer,
@@ -36,6 +36,8 @@ pub struct SubscribeInput {
     pub plan_id: i64,
     pub instance_name: Option<String>,
     pub idempotency_key: Option<String>,
+    /// A checkout coupon (discount or free first period), as typed by the user.
+    pub coupon_code: Option<String>,
 }
 
 fn not_found() -> AppError {
@@ -157,9 +159,14 @@ fn validate_idempotency_key(raw: Option<&str>) -> AppResult<Option<String>> {
 
 /// What a retry must repeat exactly for its key to answer with the first result: the
 /// parameters as the gateway understood them (after validation), hashed.
-fn fingerprint(plan_id: i64, instance_name: Option<&str>) -> String {
+fn fingerprint(plan_id: i64, instance_name: Option<&str>, coupon: Option<&str>) -> String {
     use sha2::{Digest, Sha256};
-    let canonical = serde_json::json!({ "planId": plan_id, "instanceName": instance_name }).to_string();
+    let mut canonical = serde_json::json!({ "planId": plan_id, "instanceName": instance_name });
+    // Only when given, so keys recorded before coupons existed keep their fingerprints.
+    if let Some(code) = coupon.and_then(crate::coupons::Code::parse) {
+        canonical["couponCode"] = serde_json::json!(code.as_str());
+    }
+    let canonical = canonical.to_string();
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -197,7 +204,8 @@ fn subscription_exists(detail: &str) -> AppError {
 pub async fn subscribe(state: &AppState, viewer: Viewer, input: SubscribeInput) -> AppResult<subscription::Model> {
     let instance_name = validate_instance_name(input.instance_name.as_deref())?;
     let key = validate_idempotency_key(input.idempotency_key.as_deref())?;
-    let print = fingerprint(input.plan_id, instance_name.as_deref());
+    let coupon = input.coupon_code.filter(|c| !c.trim().is_empty());
+    let print = fingerprint(input.plan_id, instance_name.as_deref(), coupon.as_deref());
     if let Some(k) = &key
         && let Some(existing) = by_idempotency_key(&state.db.conn, viewer.id, k).await?
     {
@@ -211,6 +219,7 @@ pub async fn subscribe(state: &AppState, viewer: Viewer, input: SubscribeInput) 
         key: key.clone().map(|k| (k, print.clone())),
         charge: true,
         reason: None,
+        coupon,
     };
     match subscribe_once(state, checkout).await {
         // A concurrent request with the same key won the insert: answer with its result.
@@ -237,10 +246,12 @@ pub(super) struct Checkout {
     pub charge: bool,
     /// An administrator's reason, for the history.
     pub reason: Option<String>,
+    /// The owner's checkout coupon code.
+    pub coupon: Option<String>,
 }
 
 pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<subscription::Model> {
-    let Checkout { user_id, actor, plan_id, instance_name, key, charge: charged_now, reason } = c;
+    let Checkout { user_id, actor, plan_id, instance_name, key, charge: charged_now, reason, coupon } = c;
     let now = state.now();
     let tx = state.db.begin().await?;
     if actor.0 != Some(user_id) {
@@ -258,9 +269,17 @@ pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<s
         .filter(|s| s.is_visible())
         .ok_or(AppError::NotFound("plan"))?;
 
+    // Checked in `checkoutPreview`'s order: the coupon right after the plan. Its use is taken
+    // here and given back by the rollback if anything below fails.
+    let claim = match coupon.as_deref() {
+        Some(code) => Some(crate::coupons::service::claim_for_checkout(&*tx, user_id, code, &plan, now).await?),
+        None => None,
+    };
+    let discount = claim.as_ref().map_or(0, |c| c.discount);
+
     // The partial unique index decides "one live subscription per service".
     let end = period_end(now);
-    let price = if charged_now { plan.monthly_price } else { 0 };
+    let price = if charged_now { plan.monthly_price - discount } else { 0 };
     let sub = subscription::ActiveModel {
         user_id: Set(user_id),
         service_id: Set(service.id),
@@ -278,6 +297,8 @@ pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<s
         idempotency_fingerprint: Set(key.as_ref().map(|(_, f)| f.clone())),
         idempotency_key: Set(key.map(|(k, _)| k)),
         cancelled_at: Set(None),
+        coupon_id: Set(claim.as_ref().map(|c| c.coupon.id)),
+        discount_amount: Set(discount),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -286,8 +307,30 @@ pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<s
     .await
     .on_unique_violation(subscription_exists)?;
 
-    let description = format!("Subscription to {} - {} plan", service.name, plan.name);
-    let charged = charge(&*tx, &sub, TransactionType::Subscription, price, description, now).await?;
+    let charged = match &claim {
+        None => {
+            let description = format!("Subscription to {} - {} plan", service.name, plan.name);
+            charge(&*tx, &sub, TransactionType::Subscription, price, description, now).await?
+        }
+        Some(claim) => {
+            let code = &claim.coupon.code;
+            let charged = if price > 0 {
+                let description =
+                    format!("Subscription to {} - {} plan (coupon {code}: -{discount} IDR)", service.name, plan.name);
+                let mut entry = Entry::new(user_id, TransactionType::Subscription, price, description);
+                entry.subscription_id = Some(sub.id);
+                entry.metadata = Some(serde_json::json!({
+                    "planId": plan.id, "originalAmount": plan.monthly_price, "discountAmount": discount,
+                    "finalAmount": price, "couponId": claim.coupon.id, "couponCode": code,
+                }));
+                Some(ledger::debit(&*tx, entry, false, now).await?.id)
+            } else {
+                None
+            };
+            claim.finish(&*tx, user_id, sub.id, charged, now).await?;
+            charged
+        }
+    };
     let name = instance_name.unwrap_or_else(|| instances::dns_slug(&service.slug, 30));
     let subdomain = format!("{}-{}", instances::dns_slug(&name, 40), hex::encode(rand::random::<[u8; 4]>()));
     instance::ActiveModel {
@@ -309,8 +352,12 @@ pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<s
     .insert(&*tx)
     .await
     .on_unique_violation(|_| AppError::Conflict("instance subdomain collision; try again".into()))?;
-    let details =
+    let mut details =
         serde_json::json!({ "planId": plan.id, "price": plan.monthly_price, "charged": price, "periodEnd": end });
+    if let Some(claim) = &claim {
+        details["couponCode"] = serde_json::json!(claim.coupon.code);
+        details["discount"] = serde_json::json!(discount);
+    }
     let kind = if actor.0 == Some(user_id) { "CREATED" } else { "ADMIN_CREATED" };
     let to = SubscriptionStatus::Active;
     record(&*tx, sub.id, actor, kind, None, to, reason.as_deref(), details, now).await?;
@@ -457,7 +504,8 @@ pub(super) async fn change_plan(
         return Err(AppError::bad_input("planId", rule));
     }
     let cost = upgrade_cost(&sub, sub.monthly_price, &target, now);
-    let refund = prorate(Ord::max(sub.monthly_price - target.monthly_price, 0), sub.period_start, sub.period_end, now);
+    let refund_wanted =
+        prorate(Ord::max(sub.monthly_price - target.monthly_price, 0), sub.period_start, sub.period_end, now);
     transition(
         &*tx,
         &sub,
@@ -477,12 +525,21 @@ pub(super) async fn change_plan(
     }
     release_slot(&*tx, current.id).await?;
     let until = sub.period_end.format("%Y-%m-%d");
+    // Never more than the period's charges have left (a discounted or free first period).
+    let (refund, from) = match refund_wanted > 0 {
+        true => refunds::claim_from_period(&*tx, sub.id, sub.period_start, refund_wanted).await?,
+        false => (0, Vec::new()),
+    };
     let moved = if refund > 0 {
         let description = format!("Downgrade from {} to {} (prorated refund to {until})", current.name, target.name);
         let mut entry = Entry::new(sub.user_id, TransactionType::Refund, refund, description);
         entry.subscription_id = Some(sub.id);
         entry.processed_by = actor.0;
+        entry.refund_of = from.first().copied();
+        entry.metadata = Some(serde_json::json!({ "charges": from }));
         Some(ledger::credit(&*tx, entry, now).await?.id)
+    } else if refund_wanted > 0 {
+        None
     } else {
         let description = format!("Upgrade from {} to {} (prorated to {until})", current.name, target.name);
         charge(&*tx, &sub, TransactionType::Upgrade, cost, description, now).await?
@@ -575,12 +632,20 @@ pub async fn cancel(
         }
         _ => 0,
     };
+    // Never more than the period's charges have left (a discounted or free first period, or
+    // an administrator's earlier refund).
+    let (refund, from) = match refund > 0 {
+        true => refunds::claim_from_period(&*tx, sub.id, sub.period_start, refund).await?,
+        false => (0, Vec::new()),
+    };
     let mut refunded = None;
     if refund > 0 {
         let mut entry =
             Entry::new(sub.user_id, TransactionType::Refund, refund, "Prorated refund for the unused period");
         entry.subscription_id = Some(sub.id);
         entry.processed_by = Some(viewer.id);
+        entry.refund_of = from.first().copied();
+        entry.metadata = Some(serde_json::json!({ "charges": from }));
         refunded = Some(ledger::credit(&*tx, entry, now).await?.id);
     }
     let kind = if admin_refund.is_some() { "ADMIN_CANCELLED" } else { "CANCELLED" };

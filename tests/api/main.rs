@@ -12,6 +12,7 @@ mod catalog;
 mod catalog_cache;
 mod clients;
 mod cluster;
+mod coupons;
 mod deploy;
 mod document_limits;
 mod examples;

@@ -164,6 +164,26 @@ async fn partial_refunds_never_exceed_the_charge() {
     assert_ledger_consistent(&f.app, &user).await;
 }
 
+/// A cancellation's prorated refund is a refund of the period's charges too: after an
+/// administrator gave back most of the charge, only what is left of it comes back.
+#[tokio::test]
+async fn period_refunds_count_against_the_charges() {
+    let f = fixture(2).await;
+    let (user, sub) = pro_subscriber(&f, 100_000).await;
+    let at = Some(f.admin.token.as_str());
+    let charge = sub["transactions"][0]["id"].clone();
+    f.app.gql_ok(at, REFUND, json!({ "t": charge, "a": 80_000, "r": "outage" })).await;
+    let cancel = "mutation($id: ID!) { adminCancelSubscription(id: $id, reason: \"goodwill\", refund: true) { transactions { type amount refundOf } } }";
+    let v = f.app.gql_ok(at, cancel, json!({ "id": sub["id"] })).await;
+    let rows = v["adminCancelSubscription"]["transactions"].as_array().unwrap().clone();
+    let last = rows.iter().filter(|t| t["type"] == "REFUND").last().unwrap();
+    assert_eq!((last["amount"].as_i64(), &last["refundOf"]), (Some(10_000), &charge), "{rows:?}");
+    assert_eq!(balance(&f.app, &user).await, 100_000, "the whole charge is back, no more");
+    let over = f.app.gql(at, REFUND, json!({ "t": charge, "a": 1, "r": "again" })).await;
+    assert!(over["errors"][0]["message"].as_str().unwrap().contains("at most 0 IDR"), "{over}");
+    assert_ledger_consistent(&f.app, &user).await;
+}
+
 #[tokio::test]
 async fn ten_parallel_refunds_stop_at_the_charge() {
     use sea_orm::ConnectionTrait;
