@@ -97,13 +97,8 @@ fn check_amount(amount: i64) -> AppResult<()> {
     Ok(())
 }
 
-async fn append(
-    db: &impl ConnectionTrait,
-    e: Entry,
-    before: i64,
-    after: i64,
-    now: DateTime<Utc>,
-) -> AppResult<transactions::Model> {
+/// The COMPLETED ledger row of `e`, moving the balance from `before` to `after`.
+fn completed_row(e: Entry, before: i64, after: i64, now: DateTime<Utc>) -> transactions::ActiveModel {
     transactions::ActiveModel {
         user_id: Set(e.user_id),
         kind: Set(e.kind),
@@ -123,9 +118,19 @@ async fn append(
         completed_at: Set(Some(now)),
         ..Default::default()
     }
-    .insert(db)
-    .await
-    .on_unique_violation(|_| AppError::Conflict("this operation was already processed".into()))
+}
+
+async fn append(
+    db: &impl ConnectionTrait,
+    e: Entry,
+    before: i64,
+    after: i64,
+    now: DateTime<Utc>,
+) -> AppResult<transactions::Model> {
+    completed_row(e, before, after, now)
+        .insert(db)
+        .await
+        .on_unique_violation(|_| AppError::Conflict("this operation was already processed".into()))
 }
 
 /// Adds `entry.amount` to the user's balance and appends a COMPLETED ledger row.
@@ -165,25 +170,7 @@ pub async fn credit_many(
     let rows = entries.into_iter().map(|e| {
         let before = balance;
         balance += e.amount;
-        transactions::ActiveModel {
-            user_id: Set(e.user_id),
-            kind: Set(e.kind),
-            status: Set(TransactionStatus::Completed),
-            amount: Set(e.amount),
-            balance_before: Set(before),
-            balance_after: Set(balance),
-            payment_method: Set(e.payment_method),
-            description: Set(e.description),
-            subscription_id: Set(e.subscription_id),
-            metadata: Set(e.metadata),
-            processed_by: Set(e.processed_by),
-            idempotency_key: Set(e.idempotency_key),
-            refund_of: Set(e.refund_of),
-            created_at: Set(now),
-            updated_at: Set(now),
-            completed_at: Set(Some(now)),
-            ..Default::default()
-        }
+        completed_row(e, before, balance, now)
     });
     transactions::Entity::insert_many(rows.collect::<Vec<_>>())
         .exec_with_returning(db)

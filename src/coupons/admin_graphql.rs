@@ -7,7 +7,7 @@ use super::{
     CouponStatus, CouponType, DiscountType,
     admin::{self, CouponChanges, ListFilter, NewCoupon, StatsPeriod},
     entity::{coupon, failure},
-    graphql::{CouponRedemption, with_coupons},
+    graphql::{CouponRedemption, CouponTerms, with_coupons},
     status_at,
 };
 use crate::{
@@ -21,36 +21,23 @@ use crate::{
     pagination::{Conn, PageArgs, connection, parse_id},
 };
 
-/// A coupon with its counters, as administrators see it.
-pub struct Coupon(coupon::Model);
+/// A coupon with its counters, as administrators see it: its terms (what users see) and the rest.
+#[derive(async_graphql::MergedObject)]
+pub struct Coupon(CouponTerms, CouponAdmin);
+
+impl Coupon {
+    fn new(c: coupon::Model) -> Self {
+        Self(CouponTerms(c.clone()), CouponAdmin(c))
+    }
+}
+
+/// What only administrators see of a coupon.
+pub struct CouponAdmin(coupon::Model);
 
 #[Object]
-impl Coupon {
+impl CouponAdmin {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
-    }
-    async fn code(&self) -> &str {
-        &self.0.code
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-    #[graphql(name = "type")]
-    async fn kind(&self) -> CouponType {
-        self.0.kind
-    }
-    async fn discount_type(&self) -> Option<DiscountType> {
-        self.0.discount_type
-    }
-    async fn discount_percent(&self) -> Option<i32> {
-        self.0.discount_percent
-    }
-    /// Credit coupons: the credit; FIXED_AMOUNT discounts: the amount off (IDR).
-    async fn credit_amount(&self) -> Option<i64> {
-        self.0.credit_amount
     }
     /// How it reads now: EXPIRED once validUntil has passed, USED_UP once every use is taken.
     async fn status(&self, ctx: &Context<'_>) -> CouponStatus {
@@ -83,9 +70,6 @@ impl Coupon {
     }
     async fn valid_from(&self) -> DateTime<Utc> {
         self.0.valid_from
-    }
-    async fn valid_until(&self) -> Option<DateTime<Utc>> {
-        self.0.valid_until
     }
     /// The administrator who created it; null for seeded coupons.
     async fn created_by(&self) -> Option<ID> {
@@ -246,14 +230,14 @@ impl CouponAdminQuery {
             search: f.search,
         };
         let page = admin::list(&ctx.state().db.conn, filter, ctx.state().now(), args).await?;
-        Ok(connection(page, |c| c.id, Coupon))
+        Ok(connection(page, |c| c.id, Coupon::new))
     }
 
     /// Admin: one coupon, with its redemptions.
     async fn coupon(&self, ctx: &Context<'_>, id: ID) -> Result<Coupon> {
         ctx.auth().admin()?;
         let id = parse_id(&id, "coupon")?;
-        Ok(Coupon(super::service::get(&ctx.state().db.conn, id).await?))
+        Ok(Coupon::new(super::service::get(&ctx.state().db.conn, id).await?))
     }
 
     /// Admin: coupons per status, redemptions, credit and discounts given in the period.
@@ -274,7 +258,7 @@ impl CouponAdminQuery {
             period_credit: s.period_credit,
             period_discount: s.period_discount,
             redemptions_by_type: s.by_type.into_iter().map(|(kind, count)| CouponTypeCount { kind, count }).collect(),
-            top_coupons: s.top.into_iter().map(Coupon).collect(),
+            top_coupons: s.top.into_iter().map(Coupon::new).collect(),
         })
     }
 
@@ -316,7 +300,7 @@ impl CouponAdminMutation {
             valid_from: input.valid_from,
             valid_until: input.valid_until,
         };
-        Ok(Coupon(admin::create(ctx.state(), Some(admin.id), new).await?))
+        Ok(Coupon::new(admin::create(ctx.state(), Some(admin.id), new).await?))
     }
 
     /// Admin: edit the name, description, limits and validity window.
@@ -340,14 +324,14 @@ impl CouponAdminMutation {
                 MaybeUndefined::Value(v) => Some(Some(v)),
             },
         };
-        Ok(Coupon(admin::update(ctx.state(), admin, id, changes).await?))
+        Ok(Coupon::new(admin::update(ctx.state(), admin, id, changes).await?))
     }
 
     /// Admin: enable or disable; a disabled coupon is refused everywhere (DISABLED).
     async fn set_coupon_enabled(&self, ctx: &Context<'_>, id: ID, enabled: bool) -> Result<Coupon> {
         let admin = ctx.auth().admin()?;
         let id = parse_id(&id, "coupon")?;
-        Ok(Coupon(admin::set_enabled(ctx.state(), admin, id, enabled).await?))
+        Ok(Coupon::new(admin::set_enabled(ctx.state(), admin, id, enabled).await?))
     }
 
     /// Admin: delete a coupon nobody has used; one with redemptions is CONFLICT (disable it).
