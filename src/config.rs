@@ -369,6 +369,8 @@ pub struct RateLimits {
     pub per_email_per_hour: u32,
     /// changePassword attempts per hour for one user.
     pub password_change_per_hour: u32,
+    /// Unknown coupon codes one user may try per hour before every coupon lookup is refused.
+    pub coupon_guesses_per_hour: u32,
 }
 
 fn read_websocket(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> Result<(), ConfigError> {
@@ -423,6 +425,7 @@ impl Default for Config {
                 per_ip_per_minute: 60,
                 per_email_per_hour: 1_000,
                 password_change_per_hour: 10,
+                coupon_guesses_per_hour: 20,
             },
             trust_forwarded_for: false,
             trusted_proxies: 1,
@@ -657,6 +660,10 @@ fn read_abuse_limits(get: &impl Fn(&str) -> Option<String>, c: &mut Config) -> R
     if let Some(v) = get("MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR") {
         c.rate_limit.password_change_per_hour =
             parse_range("MINISPOD_RATE_LIMIT_PASSWORD_CHANGE_PER_HOUR", &v, 1, 10_000)? as u32;
+    }
+    if let Some(v) = get("MINISPOD_RATE_LIMIT_COUPON_GUESSES_PER_HOUR") {
+        c.rate_limit.coupon_guesses_per_hour =
+            parse_range("MINISPOD_RATE_LIMIT_COUPON_GUESSES_PER_HOUR", &v, 1, 10_000)? as u32;
     }
     // One address may use its whole per-minute budget for an hour without reaching the
     // per-email ceiling; otherwise a single attacker could lock the owner out.

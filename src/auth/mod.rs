@@ -29,6 +29,8 @@ pub struct AuthCore {
     pub ip_limiter: rate_limit::RateLimiter,
     /// Per user: guesses of the current password in changePassword.
     pub password_change_limiter: rate_limit::RateLimiter,
+    /// Per user: unknown coupon codes, so codes cannot be found by trying them.
+    pub coupon_guess_limiter: rate_limit::RateLimiter,
 }
 
 impl AuthCore {
@@ -40,6 +42,7 @@ impl AuthCore {
             email_limiter: rate_limit::RateLimiter::per_hour(config.rate_limit.per_email_per_hour),
             ip_limiter: rate_limit::RateLimiter::per_minute(config.rate_limit.per_ip_per_minute),
             password_change_limiter: rate_limit::RateLimiter::per_hour(config.rate_limit.password_change_per_hour),
+            coupon_guess_limiter: rate_limit::RateLimiter::per_hour(config.rate_limit.coupon_guesses_per_hour),
         })
     }
 }

@@ -27,6 +27,19 @@ impl RateLimiter {
         Self { limit, window, buckets: Mutex::new(HashMap::new()) }
     }
 
+    /// RATE_LIMITED while `key` has used up its window, without counting an attempt (for limits
+    /// that count only failures, checked before each try).
+    pub fn check(&self, key: &str) -> AppResult<()> {
+        let now = Instant::now();
+        let buckets = self.buckets.lock().map_err(|_| AppError::internal(anyhow::anyhow!("rate limiter poisoned")))?;
+        match buckets.get(key) {
+            Some((start, n)) if *n >= self.limit && now.duration_since(*start) < self.window => {
+                Err(self.limited(*start, now))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Counts one attempt for `key`; RATE_LIMITED (with the seconds until the window resets)
     /// once the limit is passed.
     pub fn hit(&self, key: &str) -> AppResult<()> {
@@ -43,10 +56,16 @@ impl RateLimiter {
         }
         entry.1 += 1;
         if entry.1 > self.limit {
-            let retry_after_secs = self.window.saturating_sub(now.duration_since(entry.0)).as_secs().max(1);
-            return Err(AppError::RateLimited { retry_after_secs });
+            return Err(self.limited(entry.0, now));
         }
         Ok(())
+    }
+
+    /// RATE_LIMITED with the seconds until the window that began at `start` resets.
+    fn limited(&self, start: Instant, now: Instant) -> AppError {
+        AppError::RateLimited {
+            retry_after_secs: self.window.saturating_sub(now.duration_since(start)).as_secs().max(1),
+        }
     }
 }
 
@@ -61,5 +80,16 @@ mod tests {
         assert!(rl.hit("a").is_ok());
         assert!(matches!(rl.hit("a"), Err(AppError::RateLimited { retry_after_secs }) if retry_after_secs <= 60));
         assert!(rl.hit("b").is_ok());
+    }
+
+    #[test]
+    fn check_counts_nothing_and_refuses_a_used_up_window() {
+        let rl = RateLimiter::per_minute(2);
+        assert!(rl.check("a").is_ok());
+        assert!(rl.hit("a").is_ok());
+        assert!(rl.check("a").is_ok());
+        assert!(rl.hit("a").is_ok());
+        assert!(matches!(rl.check("a"), Err(AppError::RateLimited { .. })));
+        assert!(rl.check("b").is_ok());
     }
 }

@@ -157,7 +157,9 @@ impl CouponQuery {
             None => None,
         };
         let usage = plan.as_ref().map_or(Use::Any, Use::Checkout);
-        let answer = service::evaluate(db, viewer.id, &code, usage, ctx.state().now()).await?;
+        let answer =
+            service::evaluate(db, &ctx.state().auth.coupon_guess_limiter, viewer.id, &code, usage, ctx.state().now())
+                .await?;
         Ok(match answer {
             Ok(o) => CouponValidation {
                 valid: true,

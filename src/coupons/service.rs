@@ -17,7 +17,7 @@ use super::{
     status_at,
 };
 use crate::{
-    auth::Viewer,
+    auth::{Viewer, rate_limit::RateLimiter},
     billing::{
         TransactionType, entity as transactions,
         service::{self as ledger, Entry},
@@ -53,6 +53,24 @@ pub struct Offer {
 
 pub async fn find_by_code(db: &impl ConnectionTrait, code: &Code) -> AppResult<Option<coupon::Model>> {
     Ok(coupon::Entity::find().filter(coupon::Column::Code.eq(code.as_str())).one(db).await?)
+}
+
+/// A user's lookup of a code: unknown codes count against `guesses`, and once a user has
+/// spent them every lookup is RATE_LIMITED, so codes cannot be found by trying them.
+pub async fn look_up(
+    db: &impl ConnectionTrait,
+    guesses: &RateLimiter,
+    user_id: i64,
+    code: &Code,
+) -> AppResult<Option<coupon::Model>> {
+    let key = user_id.to_string();
+    guesses.check(&key)?;
+    let found = find_by_code(db, code).await?;
+    if found.is_none() {
+        // This miss may be the one that reaches the limit; it is still told UNKNOWN_CODE.
+        let _ = guesses.hit(&key);
+    }
+    Ok(found)
 }
 
 async fn uses_of(db: &impl ConnectionTrait, coupon_id: i64, user_id: i64) -> AppResult<i32> {
@@ -106,6 +124,7 @@ fn offer(c: coupon::Model, usage: Use<'_>) -> Offer {
 /// Whether `raw` would be accepted for `usage` now, and what it would give. Nothing is written.
 pub async fn evaluate(
     db: &impl ConnectionTrait,
+    guesses: &RateLimiter,
     user_id: i64,
     raw: &str,
     usage: Use<'_>,
@@ -114,7 +133,7 @@ pub async fn evaluate(
     let Some(code) = Code::parse(raw) else {
         return Ok(Err(CouponRejection::UnknownCode));
     };
-    let Some(c) = find_by_code(db, &code).await? else {
+    let Some(c) = look_up(db, guesses, user_id, &code).await? else {
         return Ok(Err(CouponRejection::UnknownCode));
     };
     let uses = uses_of(db, c.id, user_id).await?;
@@ -217,7 +236,9 @@ pub async fn redeem(state: &AppState, viewer: Viewer, raw: &str) -> AppResult<Re
     let code = Code::parse(raw).ok_or(CouponRejection::UnknownCode.into_error(FIELD))?;
     let now = state.now();
     let tx = state.db.begin().await?;
-    let c = find_by_code(&*tx, &code).await?.ok_or(CouponRejection::UnknownCode.into_error(FIELD))?;
+    let c = look_up(&*tx, &state.auth.coupon_guess_limiter, viewer.id, &code)
+        .await?
+        .ok_or(CouponRejection::UnknownCode.into_error(FIELD))?;
     let uses = uses_of(&*tx, c.id, viewer.id).await?;
     check(&c, uses, Use::Wallet, now).map_err(|r| r.into_error(FIELD))?;
     claim(&*tx, &c, viewer.id, now).await.map_err(|e| in_field(e, FIELD))?;
@@ -249,6 +270,7 @@ pub struct CheckoutClaim {
 /// Validates and takes a use of a checkout coupon, in the subscription's transaction.
 pub async fn claim_for_checkout(
     db: &impl ConnectionTrait,
+    guesses: &RateLimiter,
     user_id: i64,
     raw: &str,
     plan: &plan::Model,
@@ -256,7 +278,7 @@ pub async fn claim_for_checkout(
 ) -> AppResult<CheckoutClaim> {
     const FIELD: &str = "couponCode";
     let code = Code::parse(raw).ok_or(CouponRejection::UnknownCode.into_error(FIELD))?;
-    let c = find_by_code(db, &code).await?.ok_or(CouponRejection::UnknownCode.into_error(FIELD))?;
+    let c = look_up(db, guesses, user_id, &code).await?.ok_or(CouponRejection::UnknownCode.into_error(FIELD))?;
     let uses = uses_of(db, c.id, user_id).await?;
     check(&c, uses, Use::Checkout(plan), now).map_err(|r| r.into_error(FIELD))?;
     claim(db, &c, user_id, now).await.map_err(|e| in_field(e, FIELD))?;

@@ -6,6 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::{SubscriptionStatus, entity::subscription};
 use crate::{
+    auth::rate_limit::RateLimiter,
     catalog::entity::{plan, service as catalog_service},
     coupons::{
         CouponRejection,
@@ -51,6 +52,7 @@ impl Preview {
 
 pub async fn preview(
     db: &impl ConnectionTrait,
+    guesses: &RateLimiter,
     user_id: i64,
     plan_id: i64,
     coupon: Option<&str>,
@@ -66,7 +68,7 @@ pub async fn preview(
         .await?;
     let balance = crate::users::service::get(db, user_id).await?.balance;
     let judged = match coupon.filter(|c| !c.trim().is_empty()) {
-        Some(code) => Some(coupons::evaluate(db, user_id, code, Use::Checkout(&plan), now).await?),
+        Some(code) => Some(coupons::evaluate(db, guesses, user_id, code, Use::Checkout(&plan), now).await?),
         None => None,
     };
     let coupon_rejection = judged.as_ref().and_then(|j| j.as_ref().err().copied());

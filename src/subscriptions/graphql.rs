@@ -358,7 +358,15 @@ impl CheckoutQuery {
         let viewer = ctx.auth().viewer()?;
         let plan_id = parse_id(&plan_id, "plan")?;
         let (db, now) = (&ctx.state().db.conn, ctx.state().now());
-        let p = super::checkout::preview(db, viewer.id, plan_id, coupon_code.as_deref(), now).await?;
+        let p = super::checkout::preview(
+            db,
+            &ctx.state().auth.coupon_guess_limiter,
+            viewer.id,
+            plan_id,
+            coupon_code.as_deref(),
+            now,
+        )
+        .await?;
         Ok(CheckoutPreview {
             cost: p.cost,
             discount: p.discount,

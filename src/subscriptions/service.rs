@@ -272,7 +272,10 @@ pub(super) async fn subscribe_once(state: &AppState, c: Checkout) -> AppResult<s
     // Checked in `checkoutPreview`'s order: the coupon right after the plan. Its use is taken
     // here and given back by the rollback if anything below fails.
     let claim = match coupon.as_deref() {
-        Some(code) => Some(crate::coupons::service::claim_for_checkout(&*tx, user_id, code, &plan, now).await?),
+        Some(code) => Some({
+            let guesses = &state.auth.coupon_guess_limiter;
+            crate::coupons::service::claim_for_checkout(&*tx, guesses, user_id, code, &plan, now).await?
+        }),
         None => None,
     };
     let discount = claim.as_ref().map_or(0, |c| c.discount);

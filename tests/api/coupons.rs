@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Fixture, assert_ledger_consistent, balance, create_service, fixture, give_credit, wait_until_blocked,
+    Fixture, assert_ledger_consistent, balance, create_service, fixture, fixture_with, give_credit, wait_until_blocked,
 };
 use crate::support::{Session, TestApp, error_code};
 
@@ -397,6 +397,43 @@ async fn one_users_ten_parallel_redemptions_give_one() {
     assert_eq!(balance(&f.app, &user).await, 10_000);
     assert_eq!(used_count(&f.app, &f.admin, &id).await, 1, "the losers' uses were given back");
     assert_ledger_consistent(&f.app, &user).await;
+}
+
+/// Codes cannot be found by trying them: a user's unknown codes are counted, and once they are
+/// spent every coupon lookup of that user is RATE_LIMITED, a real code included.
+#[tokio::test]
+async fn guessing_codes_is_rate_limited_per_user() {
+    let f = fixture_with(5, |c| c.rate_limit.coupon_guesses_per_hour = 3).await;
+    let (app, admin) = (&f.app, &f.admin);
+    create(app, admin, credit("REAL-CODE", 10_000, 100, 1)).await;
+    create(app, admin, json!({ "code": "SAVE10", "name": "Save", "type": "SUBSCRIPTION_DISCOUNT", "discountType": "PERCENTAGE", "discountPercent": 10 })).await;
+    let (guesser, other) = (app.register("Guesser").await, app.register("Other").await);
+    // A known code, however often, costs nothing.
+    for _ in 0..5 {
+        assert_eq!(validate(app, &guesser, "SAVE10", None).await["valid"], true);
+    }
+    for guess in ["GUESS-1", "GUESS-2", "GUESS-3"] {
+        assert_eq!(validate(app, &guesser, guess, None).await["reason"], "UNKNOWN_CODE");
+    }
+    let gt = Some(guesser.token.as_str());
+    let limited = [
+        app.gql(gt, VALIDATE, json!({ "c": "REAL-CODE" })).await,
+        app.gql(gt, REDEEM, json!({ "c": "REAL-CODE" })).await,
+        app.gql(gt, SUBSCRIBE, json!({ "p": f.plan("BASIC"), "c": "SAVE10" })).await,
+        app.gql(
+            gt,
+            "query($p: ID!) { checkoutPreview(planId: $p, couponCode: \"SAVE10\") { ok } }",
+            json!({ "p": f.plan("BASIC") }),
+        )
+        .await,
+    ];
+    for v in &limited {
+        assert_eq!(error_code(v), "RATE_LIMITED", "{v}");
+    }
+    assert_eq!(balance(app, &guesser).await, 0);
+    // Someone else is not affected.
+    let v = app.gql_ok(Some(&other.token), REDEEM, json!({ "c": "REAL-CODE" })).await;
+    assert_eq!(v["redeemCoupon"]["balance"], 10_000);
 }
 
 // ------------------------------------------------------------------ checkout
