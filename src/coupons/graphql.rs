@@ -1,6 +1,6 @@
 //! Coupons for users: validateCoupon, redeemCoupon, couponRedemptions. Thin resolvers over
 //! `coupons::service`.
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject, dataloader::DataLoader};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -14,6 +14,7 @@ use crate::{
     error::{AppError, AppResult},
     graphql::ContextExt,
     pagination::{Conn, Page, PageArgs, connection, parse_id},
+    subscriptions::loader::{SubscriptionLoader, TransactionId},
 };
 
 /// What a user may see of a coupon: its terms, not its counters or audit.
@@ -102,7 +103,9 @@ impl CouponRedemption {
         let Some(id) = self.0.transaction_id else {
             return Ok(None);
         };
-        Ok(crate::billing::service::find(&ctx.state().db.conn, id).await?.map(Transaction))
+        // The redemption's own ledger row: the same owner as the redemption the caller may see.
+        let loader = ctx.data_unchecked::<DataLoader<SubscriptionLoader>>();
+        Ok(loader.load_one(TransactionId(id)).await.map_err(AppError::from)?.map(Transaction))
     }
     async fn subscription_id(&self) -> Option<ID> {
         self.0.subscription_id.map(|id| ID(id.to_string()))

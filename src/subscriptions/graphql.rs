@@ -140,7 +140,7 @@ impl Subscription {
         let Some(id) = self.0.coupon_id else {
             return Ok(None);
         };
-        Ok(Some(crate::coupons::service::get(&ctx.state().db.conn, id).await?.code))
+        Ok(loader(ctx).load_one(super::loader::CouponCode(id)).await.map_err(AppError::from)?)
     }
     async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
         self.0.cancelled_at

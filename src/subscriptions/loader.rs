@@ -5,7 +5,10 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::entity::subscription;
-use crate::{billing::entity as transactions, db::Db, instances::entity as instance, users::entity as users};
+use crate::{
+    billing::entity as transactions, coupons::entity::coupon, db::Db, instances::entity as instance,
+    users::entity as users,
+};
 
 pub struct SubscriptionLoader {
     db: Db,
@@ -24,6 +27,12 @@ pub struct UserId(pub i64);
 /// A subscription by id, unchecked: the caller decides who may see it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubscriptionId(pub i64);
+/// A coupon's code by coupon id (a subscription's checkout coupon).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CouponCode(pub i64);
+/// A ledger row by id, unchecked: the caller decides who may see it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransactionId(pub i64);
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<DbErr>>;
 
@@ -84,5 +93,31 @@ impl Loader<SubscriptionId> for SubscriptionLoader {
             .all(&self.db.conn)
             .await?;
         Ok(rows.into_iter().map(|s| (SubscriptionId(s.id), s)).collect())
+    }
+}
+
+impl Loader<CouponCode> for SubscriptionLoader {
+    type Value = String;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[CouponCode]) -> LoadResult<CouponCode, Self::Value> {
+        let rows = coupon::Entity::find()
+            .filter(coupon::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db.conn)
+            .await?;
+        Ok(rows.into_iter().map(|c| (CouponCode(c.id), c.code)).collect())
+    }
+}
+
+impl Loader<TransactionId> for SubscriptionLoader {
+    type Value = transactions::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[TransactionId]) -> LoadResult<TransactionId, Self::Value> {
+        let rows = transactions::Entity::find()
+            .filter(transactions::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db.conn)
+            .await?;
+        Ok(rows.into_iter().map(|t| (TransactionId(t.id), t)).collect())
     }
 }

@@ -641,16 +641,22 @@ async fn statements_for_signed_in_pages(n: usize) -> (u64, u64) {
     let f = fixture(10).await;
     let user = f.app.register("Budi").await;
     give_credit(&f.app, &f.admin, &user, 1_000_000).await;
+    // Each subscription with its own checkout coupon, so `couponCode` has a row to load.
+    let coupon = "mutation($c: String!) { createCoupon(input: { code: $c, name: $c, type: SUBSCRIPTION_DISCOUNT, discountType: PERCENTAGE, discountPercent: 10 }) { id } }";
     for i in 0..n {
         let plans =
             if i == 0 { f.plans.clone() } else { create_service(&f.app, &f.admin, &format!("app-{i}x"), 10).await.1 };
         let plan = &plans.iter().find(|(t, _)| t == "BASIC").unwrap().1;
-        f.app.gql_ok(Some(&user.token), SUBSCRIBE_ID, json!({ "i": { "planId": plan } })).await;
+        let code = format!("TEN-{i}");
+        f.app.gql_ok(Some(&f.admin.token), coupon, json!({ "c": code })).await;
+        f.app.gql_ok(Some(&user.token), SUBSCRIBE_ID, json!({ "i": { "planId": plan, "couponCode": code } })).await;
     }
-    let mine = "{ me { subscriptions { plan { service { name } } instances { status } transactions { amount } } wallet { balance } } }";
+    let mine = "{ me { subscriptions { couponCode plan { service { name } } instances { status } transactions { amount } } wallet { balance } } }";
     let (page, v) = fewest_statements(&f.app, &user.token, mine).await;
     assert_eq!(v["me"]["subscriptions"].as_array().unwrap().len(), n, "{v}");
-    let all = "{ allSubscriptions(first: 100) { nodes { user { email } plan { name } instances { status } } } }";
+    assert!(v["me"]["subscriptions"].as_array().unwrap().iter().all(|s| s["couponCode"].is_string()), "{v}");
+    let all =
+        "{ allSubscriptions(first: 100) { nodes { couponCode user { email } plan { name } instances { status } } } }";
     let (list, v) = fewest_statements(&f.app, &f.admin.token, all).await;
     assert_eq!(v["allSubscriptions"]["nodes"].as_array().unwrap().len(), n, "{v}");
     (page, list)
