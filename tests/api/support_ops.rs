@@ -176,7 +176,7 @@ async fn period_refunds_count_against_the_charges() {
     let cancel = "mutation($id: ID!) { adminCancelSubscription(id: $id, reason: \"goodwill\", refund: true) { transactions { type amount refundOf } } }";
     let v = f.app.gql_ok(at, cancel, json!({ "id": sub["id"] })).await;
     let rows = v["adminCancelSubscription"]["transactions"].as_array().unwrap().clone();
-    let last = rows.iter().filter(|t| t["type"] == "REFUND").next_back().unwrap();
+    let last = rows.iter().rfind(|t| t["type"] == "REFUND").unwrap();
     assert_eq!((last["amount"].as_i64(), &last["refundOf"]), (Some(10_000), &charge), "{rows:?}");
     assert_eq!(balance(&f.app, &user).await, 100_000, "the whole charge is back, no more");
     let over = f.app.gql(at, REFUND, json!({ "t": charge, "a": 1, "r": "again" })).await;
