@@ -82,6 +82,28 @@ pub fn connection<T, N: OutputType>(page: Page<T>, id: impl Fn(&T) -> i64, node:
     conn
 }
 
+/// A list newest first by its id column `id`: the total of `q`, then the page after
+/// `args.after` (keyset: ids below the cursor).
+pub async fn newest_first<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    q: sea_orm::Select<E>,
+    id: E::Column,
+    args: PageArgs,
+) -> AppResult<Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    let total = q.clone().count(db).await?;
+    let q = match args.after {
+        Some(after) => q.filter(id.lt(after)),
+        None => q,
+    };
+    let rows = q.order_by_desc(id).limit(args.first + 1).all(db).await?;
+    Ok(Page::new(rows, args, total))
+}
+
 /// A connection over an offset-paged list: each edge's cursor is its position.
 pub fn connection_by_offset<T, N: OutputType>(page: Page<T>, args: PageArgs, mut node: impl FnMut(T) -> N) -> Conn<N> {
     let start = args.after.unwrap_or(0).max(0);

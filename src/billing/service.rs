@@ -3,8 +3,7 @@
 //! transaction (so a subscription and its charge commit together).
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -278,12 +277,7 @@ pub async fn list(db: &impl ConnectionTrait, filter: &Filter, args: PageArgs) ->
     if let Some(to) = filter.to {
         q = q.filter(transactions::Column::CreatedAt.lt(to));
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(transactions::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(transactions::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, transactions::Column::Id, args).await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> AppResult<Option<transactions::Model>> {

@@ -324,12 +324,7 @@ pub async fn list(
                 .or(Expr::expr(Func::lower(Expr::col(coupon::Column::Name))).like(pattern)),
         );
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(coupon::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(coupon::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, coupon::Column::Id, args).await
 }
 
 /// One coupon's redemptions, newest first.
@@ -338,23 +333,13 @@ pub async fn redemptions(
     coupon_id: i64,
     args: PageArgs,
 ) -> AppResult<Page<redemption::Model>> {
-    let mut q = redemption::Entity::find().filter(redemption::Column::CouponId.eq(coupon_id));
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(redemption::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(redemption::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    let q = redemption::Entity::find().filter(redemption::Column::CouponId.eq(coupon_id));
+    crate::pagination::newest_first(db, q, redemption::Column::Id, args).await
 }
 
 pub async fn failures(db: &impl ConnectionTrait, args: PageArgs) -> AppResult<Page<failure::Model>> {
-    let mut q = failure::Entity::find();
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(failure::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(failure::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    let q = failure::Entity::find();
+    crate::pagination::newest_first(db, q, failure::Column::Id, args).await
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, async_graphql::Enum)]

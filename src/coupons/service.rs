@@ -6,8 +6,7 @@
 //! that loses a race changes nothing and is told the first reason that now fails.
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -318,12 +317,7 @@ pub async fn history(
             .to_owned();
         q = q.filter(redemption::Column::CouponId.in_subquery(of_kind));
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(redemption::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(redemption::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, redemption::Column::Id, args).await
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: i64) -> AppResult<coupon::Model> {

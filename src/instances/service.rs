@@ -516,15 +516,9 @@ pub async fn list_all(
     status: Option<InstanceStatus>,
     args: PageArgs,
 ) -> AppResult<Page<instance::Model>> {
-    use sea_orm::PaginatorTrait;
     let mut q = instance::Entity::find();
     if let Some(s) = status {
         q = q.filter(instance::Column::Status.eq(s));
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(instance::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(instance::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, instance::Column::Id, args).await
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
 use tokio::task::JoinHandle;
@@ -295,12 +295,7 @@ pub async fn list(
     if let Some(status) = status {
         q = q.filter(outbox::Column::Status.eq(status));
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(outbox::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(outbox::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, outbox::Column::Id, args).await
 }
 
 #[cfg(test)]

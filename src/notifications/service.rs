@@ -266,12 +266,7 @@ pub async fn list(
     if unread_only {
         q = q.filter(notification::Column::ReadAt.is_null());
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(notification::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(notification::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, notification::Column::Id, args).await
 }
 
 pub async fn unread_count(db: &impl ConnectionTrait, viewer: Viewer) -> AppResult<u64> {

@@ -1,7 +1,7 @@
 //! Who holds the slots of a plan: its live subscriptions (the ones counted in its quota), with
 //! their users, for the admin's quota details.
 use async_graphql::{Context, ID, Object, Result};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::{
     SubscriptionStatus,
@@ -22,15 +22,10 @@ pub async fn live_of_plan(
     args: PageArgs,
 ) -> AppResult<Page<subscription::Model>> {
     crate::catalog::service::plan_by_id(db, plan_id, true).await?.ok_or(AppError::NotFound("plan"))?;
-    let mut q = subscription::Entity::find()
+    let q = subscription::Entity::find()
         .filter(subscription::Column::PlanId.eq(plan_id))
         .filter(subscription::Column::Status.is_in(SubscriptionStatus::live()));
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(subscription::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(subscription::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, subscription::Column::Id, args).await
 }
 
 #[derive(Default)]

@@ -1,7 +1,6 @@
 //! User use cases: create (register and seed), profile changes, admin role/activation changes.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -137,12 +136,7 @@ pub async fn list(
     if let Some(r) = role {
         q = q.filter(users::Column::Role.eq(r));
     }
-    let total = q.clone().count(db).await?;
-    if let Some(after) = args.after {
-        q = q.filter(users::Column::Id.lt(after));
-    }
-    let rows = q.order_by_desc(users::Column::Id).limit(args.first + 1).all(db).await?;
-    Ok(Page::new(rows, args, total))
+    crate::pagination::newest_first(db, q, users::Column::Id, args).await
 }
 
 /// Refuses a change that would leave no active administrator. On PostgreSQL the active admins
