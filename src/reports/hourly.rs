@@ -7,7 +7,7 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
-use super::sql::{Query, int, list, lit};
+use super::sql::{Query, int, list, sums_per_range};
 use crate::{billing::TransactionType, error::AppResult};
 
 const HOUR: i64 = 3_600;
@@ -53,33 +53,20 @@ pub async fn series(
     if numbered.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q = Query::default();
-    let buckets = q.buckets(numbered.iter().map(|(_, lo, hi)| (*lo, *hi)));
-    // One correlated sum per bucket and kind, each a range of the key (hour, type, service_id)
-    // read without the table; a join on the range may be planned as a scan of it all.
-    let sums: Vec<String> = kinds
-        .iter()
-        .enumerate()
-        .map(|(k, kind)| {
-            format!(
-                "(SELECT CAST(COALESCE(SUM(r.amount), 0) AS BIGINT) FROM ledger_hourly r \
-                 WHERE r.hour >= b.lo AND r.hour < b.hi AND r.type = {}) AS k{k}",
-                lit(*kind)
-            )
-        })
-        .collect();
-    let sql = format!("WITH {buckets} SELECT b.idx AS idx, {} FROM b", sums.join(", "));
-    let mut out = Vec::new();
-    for row in q.all(db, &sql).await? {
-        // `idx` numbers the ranges that have hours; map it back to the caller's index.
-        let Some((bucket, _, _)) = usize::try_from(int(&row, "idx")?).ok().and_then(|i| numbered.get(i)) else {
-            continue;
-        };
-        for (k, kind) in kinds.iter().enumerate() {
-            out.push((*bucket, *kind, int(&row, &format!("k{k}"))?));
-        }
-    }
-    Ok(out)
+    // Each a range of the key (hour, type, service_id), read without the table.
+    let sum_of = |kind: &str| {
+        format!(
+            "SELECT CAST(COALESCE(SUM(r.amount), 0) AS BIGINT) FROM ledger_hourly r \
+             WHERE r.hour >= b.lo AND r.hour < b.hi AND r.type = {kind}"
+        )
+    };
+    let hours = numbered.iter().map(|(_, lo, hi)| (*lo, *hi));
+    let sums = sums_per_range(db, Query::default(), hours, kinds, sum_of).await?;
+    // The statement numbers only the ranges that have hours; back to the caller's index.
+    Ok(sums
+        .into_iter()
+        .filter_map(|(i, kind, total)| numbered.get(i).map(|(bucket, _, _)| (*bucket, kind, total)))
+        .collect())
 }
 
 /// `(service id, name, kind, sum)` over the whole hours `hours`, for `kinds`.

@@ -13,7 +13,7 @@ use sea_orm::ConnectionTrait;
 use super::{
     hourly::{self, Split},
     period::{self, Bucket, Span},
-    sql::{CHARGES, Query, completed, int, list, lit},
+    sql::{CHARGES, Query, completed, int, list, sums_per_range},
 };
 use crate::{billing::TransactionType, error::AppResult};
 
@@ -50,7 +50,7 @@ impl Totals {
     }
 
     fn add_all(&mut self, other: &Totals) {
-        for (kind, _) in SERIES {
+        for kind in SERIES {
             self.add(kind, other.get(kind));
         }
     }
@@ -107,13 +107,13 @@ pub async fn revenue(
 }
 
 /// The kinds of a series, in `Totals` order.
-const SERIES: [(TransactionType, &str); 6] = [
-    (TransactionType::Subscription, "subscription_charges"),
-    (TransactionType::Upgrade, "upgrades"),
-    (TransactionType::Renewal, "renewals"),
-    (TransactionType::Refund, "refunds"),
-    (TransactionType::TopUp, "top_ups"),
-    (TransactionType::Reversal, "reversals"),
+const SERIES: [TransactionType; 6] = [
+    TransactionType::Subscription,
+    TransactionType::Upgrade,
+    TransactionType::Renewal,
+    TransactionType::Refund,
+    TransactionType::TopUp,
+    TransactionType::Reversal,
 ];
 
 /// One correlated `SUM` per bucket and kind: each is one contiguous range of
@@ -125,34 +125,28 @@ async fn ledger_series(
     ranges: &[(DateTime<Utc>, DateTime<Utc>)],
     owner: Option<i64>,
 ) -> AppResult<Vec<Totals>> {
-    if ranges.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut q = Query::default();
-    let buckets = q.buckets(ranges.iter().copied());
     let of_owner = owner_clause(&mut q, owner);
-    let sums: Vec<String> = SERIES
-        .iter()
-        .map(|(kind, name)| {
-            format!(
-                "(SELECT CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM transactions t \
-                 WHERE t.status = {completed} AND t.type = {kind} AND t.completed_at >= b.lo AND t.completed_at < b.hi{of_owner}) AS {name}",
-                completed = completed(),
-                kind = lit(*kind),
-            )
-        })
-        .collect();
-    let sql = format!("WITH {buckets} SELECT b.idx AS idx, {} FROM b ORDER BY b.idx", sums.join(", "));
-    let mut out = vec![Totals::default(); ranges.len()];
-    for row in q.all(db, &sql).await? {
-        let idx = int(&row, "idx")?;
-        if let Some(t) = usize::try_from(idx).ok().and_then(|i| out.get_mut(i)) {
-            for (kind, name) in SERIES {
-                t.add(kind, int(&row, name)?);
-            }
+    let sum_of = |kind: &str| {
+        format!(
+            "SELECT CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM transactions t WHERE t.status = {} \
+             AND t.type = {kind} AND t.completed_at >= b.lo AND t.completed_at < b.hi{of_owner}",
+            completed()
+        )
+    };
+    let sums = sums_per_range(db, q, ranges.iter().copied(), &SERIES, sum_of).await?;
+    Ok(place(sums, ranges.len()))
+}
+
+/// `(range index, kind, sum)` rows as one `Totals` per range.
+fn place(sums: Vec<(usize, TransactionType, i64)>, ranges: usize) -> Vec<Totals> {
+    let mut out = vec![Totals::default(); ranges];
+    for (i, kind, total) in sums {
+        if let Some(t) = out.get_mut(i) {
+            t.add(kind, total);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Each bucket: its whole hours from `ledger_hourly`, its partial hours from the ledger.
@@ -162,24 +156,14 @@ async fn series(db: &impl ConnectionTrait, spans: &[Span]) -> AppResult<Vec<Tota
     let (owners, edges): (Vec<usize>, Vec<_>) =
         splits.iter().enumerate().flat_map(|(i, s)| s.edges.iter().map(move |e| (i, *e))).unzip();
     let hours: Vec<_> = splits.iter().map(|s| s.hours.clone()).collect();
-    let kinds = kinds();
-    let (whole, partial) = futures::try_join!(hourly::series(db, &hours, &kinds), ledger_series(db, &edges, None))?;
-    let mut out = vec![Totals::default(); spans.len()];
-    for (bucket, kind, total) in whole {
-        if let Some(t) = out.get_mut(bucket) {
-            t.add(kind, total);
-        }
-    }
+    let (whole, partial) = futures::try_join!(hourly::series(db, &hours, &SERIES), ledger_series(db, &edges, None))?;
+    let mut out = place(whole, spans.len());
     for (bucket, totals) in owners.into_iter().zip(partial) {
         if let Some(t) = out.get_mut(bucket) {
             t.add_all(&totals);
         }
     }
     Ok(out)
-}
-
-fn kinds() -> Vec<TransactionType> {
-    SERIES.iter().map(|(k, _)| *k).collect()
 }
 
 /// `AND t.user_id = $n` for one user's figures (their wallet's statistics), else nothing.

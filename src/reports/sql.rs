@@ -46,6 +46,35 @@ impl Query {
     }
 }
 
+/// `(range index, kind, sum)` for every range and kind: one correlated `SUM` each, so both
+/// databases run each as a short range of an index (a join on a range condition may be planned
+/// as a scan of the whole table). `sum_of(kind literal)` is the `SELECT SUM(…)` over the range
+/// `b.lo`..`b.hi`; `q` holds any parameters it already uses.
+pub async fn sums_per_range<V: Into<Value>>(
+    db: &impl ConnectionTrait,
+    mut q: Query,
+    ranges: impl IntoIterator<Item = (V, V)>,
+    kinds: &[TransactionType],
+    sum_of: impl Fn(&str) -> String,
+) -> AppResult<Vec<(usize, TransactionType, i64)>> {
+    let ranges: Vec<(V, V)> = ranges.into_iter().collect();
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let buckets = q.buckets(ranges);
+    let sums: Vec<String> =
+        kinds.iter().enumerate().map(|(k, kind)| format!("({}) AS k{k}", sum_of(&lit(*kind)))).collect();
+    let sql = format!("WITH {buckets} SELECT b.idx AS idx, {} FROM b", sums.join(", "));
+    let mut out = Vec::new();
+    for row in q.all(db, &sql).await? {
+        let idx = usize::try_from(int(&row, "idx")?).unwrap_or(usize::MAX);
+        for (k, kind) in kinds.iter().enumerate() {
+            out.push((idx, *kind, int(&row, &format!("k{k}"))?));
+        }
+    }
+    Ok(out)
+}
+
 /// The stored names, written into statements as literals (they are our constants): a literal
 /// lets the planners use the column statistics and the indexes on `status`.
 pub fn lit<T: sea_orm::ActiveEnum<Value = String>>(v: T) -> String {
